@@ -1,0 +1,20 @@
+# The web and worker image (docker-compose.yml runs both from it).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    DATA_DIR=/app/data
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+RUN SECRET_KEY=build-only-collectstatic python manage.py collectstatic --no-input -v 0 \
+    && useradd --system --home /app memoryplatform \
+    && mkdir -p /app/data && chown -R memoryplatform /app/data
+USER memoryplatform
+
+EXPOSE 8000
+CMD ["gunicorn", "memoryplatform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]

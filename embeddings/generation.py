@@ -1,0 +1,127 @@
+"""generate_embedding and generate_embeddings_batch: every text the platform embeds goes through here.
+
+Cache first (one counted multi-get for the whole batch), then each distinct missing text is embedded once,
+in as few provider requests as the provider's limits allow, written back in one multi-set, and the vectors
+are returned in input order.
+"""
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from django.conf import settings
+
+from embeddings.cache import get_embedding_cache
+from embeddings.codec import decode_vector, is_valid_vector_bytes
+from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
+from embeddings.keys import embedding_cache_key
+from embeddings.latency import latency_counters
+from embeddings.providers import EmbeddingProvider, get_provider
+from embeddings.singleflight import SingleFlight
+
+logger = logging.getLogger(__name__)
+
+_single_flight = SingleFlight()
+
+
+def validate_text(text: object, position: int | None = None) -> str:
+    """The text itself, or EmbeddingInputError when it cannot be embedded."""
+    where = "" if position is None else f" #{position}"
+    if not isinstance(text, str):
+        raise EmbeddingInputError(f"text{where} must be a string, got {type(text).__name__}")
+    if not text.strip():
+        raise EmbeddingInputError(f"text{where} is empty")
+    limit = settings.EMBEDDING_MAX_INPUT_CHARS
+    if len(text) > limit:
+        raise EmbeddingInputError(f"text{where} is {len(text)} characters long; the limit is {limit}")
+    return text
+
+
+def estimate_tokens(text: str) -> int:
+    """An upper bound on the token count: byte-level BPE never makes more tokens than UTF-8 bytes."""
+    return len(text.encode())
+
+
+def cache_key_for(text: str, provider: EmbeddingProvider | None = None) -> str:
+    provider = provider or get_provider()
+    return embedding_cache_key(provider.cache_namespace, provider.model, provider.dimensions, text)
+
+
+def generate_embedding(text: str) -> np.ndarray:
+    """The embedding of one text (float32, the provider's dimensions), through the cache."""
+    return generate_embeddings_batch([text])[0]
+
+
+def generate_embeddings_batch(texts: Sequence[str]) -> list[np.ndarray]:
+    """One float32 vector per text, in input order.
+
+    Raises EmbeddingInputError (before any request) for an empty or over-long text, and
+    EmbeddingProviderError when the provider fails after its retries.
+    """
+    texts = [validate_text(text, position) for position, text in enumerate(texts)]
+    if not texts:
+        return []
+    provider = get_provider()
+    keys = [cache_key_for(text, provider) for text in texts]
+    distinct = dict(zip(keys, texts, strict=True))
+    cache = get_embedding_cache()
+
+    vectors: dict[str, bytes] = {}
+    for key, value in cache.lookup(distinct).items():
+        if is_valid_vector_bytes(value, provider.dimensions):
+            vectors[key] = value
+        else:
+            logger.warning("discarding a malformed embedding cache entry", extra={"key": key})
+    missing = {key: text for key, text in distinct.items() if key not in vectors}
+    if missing:
+        vectors.update(_embed_missing(provider, missing))
+    return [decode_vector(vectors[key], provider.dimensions) for key in keys]
+
+
+def _embed_missing(provider: EmbeddingProvider, missing: dict[str, str]) -> dict[str, bytes]:
+    owned, waiting = _single_flight.claim(missing)
+    results: dict[str, bytes] = {}
+    try:
+        for chunk in plan_requests([(key, missing[key]) for key in owned], provider):
+            results.update(_call_provider(provider, chunk))
+    except BaseException as error:
+        _single_flight.fail([key for key in owned if key not in results], error)
+        get_embedding_cache().store(results)
+        _single_flight.resolve(results)
+        raise
+    get_embedding_cache().store(results)
+    _single_flight.resolve(results)
+    for key, call in waiting.items():
+        results[key] = _single_flight.wait(call, timeout=settings.EMBEDDING_TOTAL_TIMEOUT + 5)
+    return results
+
+
+def plan_requests(items: list[tuple[str, str]], provider: EmbeddingProvider) -> list[list[tuple[str, str]]]:
+    """Split (key, text) pairs into as few requests as the provider's input and token limits allow."""
+    requests: list[list[tuple[str, str]]] = []
+    current: list[tuple[str, str]] = []
+    tokens = 0
+    for key, text in items:
+        size = estimate_tokens(text)
+        if current and (len(current) >= provider.max_batch_inputs or tokens + size > provider.max_batch_tokens):
+            requests.append(current)
+            current, tokens = [], 0
+        current.append((key, text))
+        tokens += size
+    if current:
+        requests.append(current)
+    return requests
+
+
+def _call_provider(provider: EmbeddingProvider, chunk: list[tuple[str, str]]) -> dict[str, bytes]:
+    cache = get_embedding_cache()
+    started = time.perf_counter()
+    try:
+        vectors = provider.embed([text for _, text in chunk])
+    except EmbeddingProviderError:
+        cache.add_counters({"provider_errors": 1, "provider_calls": 1})
+        raise
+    elapsed = time.perf_counter() - started
+    cache.add_counters({"provider_calls": 1, "provider_texts": len(chunk), **latency_counters(elapsed)})
+    return {key: vector for (key, _), vector in zip(chunk, vectors, strict=True)}

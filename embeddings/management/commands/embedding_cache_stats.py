@@ -1,0 +1,47 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from embeddings.statistics import collect_statistics
+
+
+class Command(BaseCommand):
+    help = "Print the embedding cache statistics (shared by every process) as a table, or JSON with --json."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    def handle(self, *args, **options):
+        stats = collect_statistics()
+        if options["json"]:
+            self.stdout.write(json.dumps(stats.as_dict(), indent=2, default=str))
+        else:
+            rows = [
+                ("backend", stats.backend),
+                (
+                    "provider",
+                    f"{stats.provider.get('provider')} / {stats.provider.get('model')} "
+                    f"({stats.provider.get('dimensions')} dims)",
+                ),
+                ("entries", stats.entries),
+                ("bytes", stats.bytes),
+                ("size limit", stats.max_entries or stats.maxmemory),
+                ("policy", stats.policy),
+                ("hits", stats.hits),
+                ("misses", stats.misses),
+                ("hit rate", "n/a" if stats.hit_rate is None else f"{stats.hit_rate:.2%}"),
+                ("provider calls", stats.provider_calls),
+                ("provider errors", stats.provider_errors),
+                ("cache errors", stats.cache_errors),
+                (f"evictions ({stats.evictions_scope or 'n/a'})", stats.evictions),
+                ("expired", stats.expired),
+                (
+                    "mean provider latency (ms)",
+                    f"{1000 * stats.latency_sum_seconds / stats.latency_count:.1f}" if stats.latency_count else "n/a",
+                ),
+            ]
+            width = max(len(name) for name, _ in rows)
+            for name, value in rows:
+                self.stdout.write(f"{name.ljust(width)}  {value}")
+        if not stats.available:
+            raise CommandError(f"the embedding cache is unreachable: {stats.error}")

@@ -1,0 +1,75 @@
+"""Warming the embeddings of the prewarm queries: one batch through the normal cache path."""
+
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.utils import timezone
+
+from embeddings.cache import get_embedding_cache
+from embeddings.errors import EmbeddingError
+from embeddings.generation import cache_key_for, generate_embeddings_batch
+from embeddings.models import PrewarmQuery
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PrewarmSummary:
+    warmed: list[str] = field(default_factory=list)
+    already_cached: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+
+    def __str__(self) -> str:
+        verb = "would warm" if self.dry_run else "warmed"
+        return f"{verb} {len(self.warmed)}, already cached {len(self.already_cached)}, failed {len(self.failed)}"
+
+
+def cached_query_texts(texts: Iterable[str]) -> set[str]:
+    """Which of `texts` have an embedding in the cache right now (not counted as hits or misses)."""
+    keys = {cache_key_for(text): text for text in texts}
+    return {keys[key] for key in get_embedding_cache().lookup(keys, count=False)}
+
+
+def prewarm_queries(queries: Iterable[PrewarmQuery] | None = None, dry_run: bool = False) -> PrewarmSummary:
+    """Embed every given (default: every enabled) prewarm query that is not cached yet, in one batch."""
+    if queries is None:
+        queries = PrewarmQuery.objects.filter(enabled=True)
+    queries = list(queries)
+    summary = PrewarmSummary(dry_run=dry_run)
+    cached = cached_query_texts(query.text for query in queries)
+    summary.already_cached = [query.text for query in queries if query.text in cached]
+    to_warm = [query for query in queries if query.text not in cached]
+    summary.warmed = [query.text for query in to_warm]
+    if dry_run or not to_warm:
+        return summary
+    try:
+        generate_embeddings_batch([query.text for query in to_warm])
+    except EmbeddingError as error:
+        summary.failed = {query.text: str(error) for query in to_warm}
+        summary.warmed = []
+        logger.warning("prewarm failed", extra={"queries": len(to_warm), "error": str(error)})
+        return summary
+    PrewarmQuery.objects.filter(pk__in=[query.pk for query in queries]).update(last_warmed_at=timezone.now())
+    logger.info("prewarm done", extra={"warmed": len(summary.warmed), "already_cached": len(summary.already_cached)})
+    return summary
+
+
+def prewarm_in_background() -> threading.Thread:
+    """Run prewarm_queries in a daemon thread (start-up prewarm must never delay a request)."""
+
+    def run() -> None:
+        from django.db import close_old_connections
+
+        try:
+            prewarm_queries()
+        except Exception:
+            logger.exception("start-up prewarm failed")
+        finally:
+            close_old_connections()
+
+    thread = threading.Thread(target=run, name="embedding-prewarm", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,94 @@
+"""Embedding cache statistics: one function that the admin page, the JSON view, Prometheus and the
+`embedding_cache_stats` command all read."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+from embeddings.cache import get_embedding_cache
+from embeddings.latency import cumulative_buckets
+from embeddings.providers import get_provider
+
+HIT_RATE_ALERT_BELOW = 0.20
+EVICTIONS_PER_MINUTE_ALERT_ABOVE = 100
+
+
+@dataclass
+class CacheStatistics:
+    available: bool
+    backend: str
+    provider: dict[str, Any]
+    hits: int = 0
+    misses: int = 0
+    hit_rate: float | None = None
+    provider_calls: int = 0
+    provider_texts: int = 0
+    provider_errors: int = 0
+    cache_errors: int = 0
+    latency_count: int = 0
+    latency_sum_seconds: float = 0.0
+    latency_buckets: list[tuple[str, float]] = field(default_factory=list)
+    entries: int | None = None
+    bytes: int | None = None
+    max_entries: int | None = None
+    maxmemory: int | None = None
+    policy: str = ""
+    evictions: int | None = None
+    evictions_scope: str = ""
+    expired: int = 0
+    server: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["latency_buckets"] = dict(self.latency_buckets)
+        return data
+
+
+def collect_statistics() -> CacheStatistics:
+    """Current figures of the embedding cache, shared by every process; `available` is False (with the
+    error) when the cache cannot be reached, so a dead Redis never reads as an empty cache."""
+    cache = get_embedding_cache()
+    provider = get_provider().describe()
+    unreported = cache.failure_policy.unreported_errors
+    try:
+        counters = cache.counters()
+        info = cache.info()
+    except Exception as error:
+        return CacheStatistics(
+            available=False,
+            backend=_backend_name(cache.alias),
+            provider=provider,
+            cache_errors=unreported,
+            error=f"{type(error).__name__}: {error}",
+        )
+    hits, misses = int(counters.get("hits", 0)), int(counters.get("misses", 0))
+    return CacheStatistics(
+        available=True,
+        backend=info["backend"],
+        provider=provider,
+        hits=hits,
+        misses=misses,
+        hit_rate=round(hits / (hits + misses), 4) if hits + misses else None,
+        provider_calls=int(counters.get("provider_calls", 0)),
+        provider_texts=int(counters.get("provider_texts", 0)),
+        provider_errors=int(counters.get("provider_errors", 0)),
+        cache_errors=int(counters.get("cache_errors", 0)) + unreported,
+        latency_count=int(counters.get("latency_count", 0)),
+        latency_sum_seconds=round(counters.get("latency_sum_seconds", 0.0), 6),
+        latency_buckets=cumulative_buckets(counters),
+        entries=info.get("entries"),
+        bytes=info.get("bytes"),
+        max_entries=info.get("max_entries"),
+        maxmemory=info.get("maxmemory"),
+        policy=info.get("policy", ""),
+        evictions=info.get("evictions"),
+        evictions_scope=info.get("evictions_scope", ""),
+        expired=int(counters.get("expired", 0)),
+        server=info.get("server", {}),
+    )
+
+
+def _backend_name(alias: str) -> str:
+    return settings.CACHES[alias]["BACKEND"].rsplit(".", 1)[-1]

@@ -1,0 +1,267 @@
+"""Settings for the memory platform, read from the environment (see the table in README.md).
+
+With no environment at all this is the embedded stack: a SQLite file and a shared local LRU cache under
+`data/`, and the local hashing embedding provider. `DATABASE_URL`, `REDIS_URL` and `OPENAI_API_KEY` switch
+each part to its production counterpart independently.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from memoryplatform.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+if env_bool("READ_DOTENV", default=True):  # the tests turn it off: their stack comes from the environment only
+    load_dotenv(BASE_DIR / ".env")
+
+DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data")
+
+# --- Core ---------------------------------------------------------------------------------------------------
+
+DEBUG = env_bool("DEBUG", default=False)
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY, or DEBUG=1 for a development-only default "
+            "(`make run` writes both to .env for you)."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_tasks",
+    "django_tasks_db",
+    "memoryplatform",
+    "embeddings",
+    "memories",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "memoryplatform.urls"
+WSGI_APPLICATION = "memoryplatform.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------------------------
+
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            conn_health_checks=True,
+        )
+    }
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "db.sqlite3",
+            # WAL lets the web server and the worker read while the other writes; IMMEDIATE transactions
+            # take the write lock up front instead of failing with "database is locked" half-way through.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Caches -------------------------------------------------------------------------------------------------
+# "embeddings" is a dedicated alias: the embedding cache's statistics, size limit and clear act on it alone.
+
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDING_CACHE_REDIS_URL = env_str("EMBEDDING_CACHE_REDIS_URL") or REDIS_URL
+EMBEDDING_CACHE_TTL = env_int("EMBEDDING_CACHE_TTL", 24 * 3600, minimum=0)
+EMBEDDING_CACHE_MAX_ENTRIES = env_int("EMBEDDING_CACHE_MAX_ENTRIES", 100_000, minimum=1)
+CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.25, minimum=0.01)
+CACHE_SOCKET_CONNECT_TIMEOUT = env_float("CACHE_SOCKET_CONNECT_TIMEOUT", 0.25, minimum=0.01)
+# After a cache error the cache is skipped for this many seconds; errors are logged at most this often.
+EMBEDDING_CACHE_RETRY_AFTER = env_float("EMBEDDING_CACHE_RETRY_AFTER", 5.0, minimum=0)
+EMBEDDING_CACHE_ERROR_LOG_EVERY = env_float("EMBEDDING_CACHE_ERROR_LOG_EVERY", 60.0, minimum=0)
+
+_embedding_cache_timeout = EMBEDDING_CACHE_TTL or None  # 0 means no expiry: LRU eviction only
+
+if REDIS_URL:
+    _redis_options = {
+        "SOCKET_CONNECT_TIMEOUT": CACHE_SOCKET_CONNECT_TIMEOUT,
+        "SOCKET_TIMEOUT": CACHE_SOCKET_TIMEOUT,
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "mp",
+            "OPTIONS": {**_redis_options, "IGNORE_EXCEPTIONS": False},
+        },
+        "embeddings": {
+            "BACKEND": "embeddings.cache_backends.redis.EmbeddingRedisCache",
+            "LOCATION": EMBEDDING_CACHE_REDIS_URL,
+            "KEY_PREFIX": "mp",
+            "TIMEOUT": _embedding_cache_timeout,
+            "OPTIONS": {
+                **_redis_options,
+                # Values are float32 bytes; this serializer refuses anything else, so nothing read back
+                # from Redis is ever unpickled.
+                "SERIALIZER": "embeddings.cache_backends.serializers.RawBytesSerializer",
+            },
+        },
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "memoryplatform-default",
+        },
+        "embeddings": {
+            "BACKEND": "embeddings.cache_backends.sqlite_lru.SQLiteLRUCache",
+            "LOCATION": env_str("EMBEDDING_CACHE_PATH") or str(DATA_DIR / "embedding-cache.sqlite3"),
+            "TIMEOUT": _embedding_cache_timeout,
+            "OPTIONS": {"MAX_ENTRIES": EMBEDDING_CACHE_MAX_ENTRIES},
+        },
+    }
+
+# --- Background tasks (django-tasks; durable, in the database) --------------------------------------------------
+
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# --- Embeddings ---------------------------------------------------------------------------------------------
+
+OPENAI_API_KEY = env_str("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER") or ("openai" if OPENAI_API_KEY or OPENAI_BASE_URL else "local")
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or (
+    "local-hash-v1" if EMBEDDING_PROVIDER == "local" else "text-embedding-3-small"
+)
+EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
+# "base64" returns raw float32 bytes (cached as they are); "float" for servers that reject base64.
+EMBEDDING_ENCODING_FORMAT = env_str("EMBEDDING_ENCODING_FORMAT", "base64")
+EMBEDDING_MAX_INPUT_CHARS = env_int("EMBEDDING_MAX_INPUT_CHARS", 24_000, minimum=1)
+EMBEDDING_BATCH_MAX_INPUTS = env_int("EMBEDDING_BATCH_MAX_INPUTS", 2048, minimum=1)
+EMBEDDING_BATCH_MAX_TOKENS = env_int("EMBEDDING_BATCH_MAX_TOKENS", 300_000, minimum=1)
+EMBEDDING_REQUEST_TIMEOUT = env_float("EMBEDDING_REQUEST_TIMEOUT", 10.0, minimum=0.1)
+EMBEDDING_MAX_RETRIES = env_int("EMBEDDING_MAX_RETRIES", 2, minimum=0)
+EMBEDDING_TOTAL_TIMEOUT = env_float("EMBEDDING_TOTAL_TIMEOUT", 30.0, minimum=0.1)
+EMBEDDING_PREWARM_ON_STARTUP = env_bool("EMBEDDING_PREWARM_ON_STARTUP", default=False)
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
+# --- ElevenLabs endpoints -----------------------------------------------------------------------------------
+# Several comma-separated secrets are accepted at once so a secret can be rotated without downtime.
+
+ELEVENLABS_TOOL_SECRET_HEADER = env_str("ELEVENLABS_TOOL_SECRET_HEADER", "X-Memory-Secret")
+ELEVENLABS_TOOL_SECRETS = env_list("ELEVENLABS_TOOL_SECRETS")
+ELEVENLABS_INITIATION_SECRETS = env_list("ELEVENLABS_INITIATION_SECRETS")
+ELEVENLABS_WEBHOOK_SECRETS = env_list("ELEVENLABS_WEBHOOK_SECRETS")
+
+# --- Auth, i18n, static -------------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or DATA_DIR / "static")
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # collectstatic fills it; WhiteNoise wants it to exist
+# gunicorn serves the admin's static files itself (WhiteNoise); no separate web server is needed.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+
+# --- REST framework -----------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Memory platform for ElevenLabs voice agents",
+    "DESCRIPTION": "Long-term caller memory: the ElevenLabs endpoints and the operator API.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Security (production) ----------------------------------------------------------------------------------
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics"]
+    # Only for a trial over plain HTTP (docker compose on localhost) should these be turned off.
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", default=True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- Logging: one JSON object per line --------------------------------------------------------------------------
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "memoryplatform.logging.JSONFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,167 @@
+"""Shared fixtures: which stack this run is on, a clean embedding cache per test, the fake OpenAI server."""
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+from tests.fake_openai import FakeOpenAIServer
+
+PRODUCTION_STACK = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def pytest_configure(config):
+    if not PRODUCTION_STACK:
+        return
+    down = [
+        name
+        for name, url, port in (
+            ("PostgreSQL", os.environ.get("DATABASE_URL", ""), 5432),
+            ("Redis", os.environ.get("REDIS_URL", ""), 6379),
+        )
+        if not url or not _reachable(url, port)
+    ]
+    if down:
+        reason = f"production stack NOT TESTED: {', '.join(down)} unreachable or not configured"
+        if os.environ.get("REQUIRE_SERVICES") == "1":
+            pytest.exit(f"{reason} (REQUIRE_SERVICES=1 makes this a failure)", returncode=3)
+        pytest.exit(f"SKIPPED: {reason}; run scripts/install-services", returncode=0)
+
+
+def pytest_report_header(config):
+    stack = "production (PostgreSQL + pgvector + Redis)" if PRODUCTION_STACK else "embedded (SQLite + local LRU)"
+    return f"stack: {stack}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if PRODUCTION_STACK:
+        return
+    selected, deselected = [], []
+    for item in items:
+        (deselected if item.get_closest_marker("redis") or item.get_closest_marker("postgres") else selected).append(
+            item
+        )
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+
+
+def reset_embedding_singletons() -> None:
+    from embeddings.cache import get_embedding_cache
+    from embeddings.providers import get_provider
+
+    get_provider.cache_clear()
+    get_embedding_cache.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def clean_embedding_cache(settings, tmp_path):
+    """Every test starts with an empty embedding cache and zeroed counters, on whichever stack is running."""
+    if PRODUCTION_STACK:
+        from django.core.cache import caches
+
+        caches["embeddings"].redis().flushdb()
+    else:
+        caches_setting = {alias: dict(config) for alias, config in settings.CACHES.items()}
+        caches_setting["embeddings"]["LOCATION"] = str(tmp_path / "embedding-cache.sqlite3")
+        settings.CACHES = caches_setting
+    reset_embedding_singletons()
+    yield
+    reset_embedding_singletons()
+
+
+@pytest.fixture
+def fake_openai(settings):
+    """The embedding provider pointed at a local fake OpenAI server, through the real `openai` client."""
+    server = FakeOpenAIServer(dimensions=settings.EMBEDDING_DIMENSIONS).start()
+    settings.EMBEDDING_PROVIDER = "openai"
+    settings.OPENAI_BASE_URL = server.base_url
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.EMBEDDING_MODEL = "text-embedding-3-small"
+    settings.EMBEDDING_MAX_RETRIES = 0
+    reset_embedding_singletons()
+    yield server
+    server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of our own, for tests that stop Redis or need a tiny maxmemory."""
+
+    def __init__(self, *args: str):
+        self.port = free_port()
+        self.args = args
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "PrivateRedis":
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed (scripts/install-services)"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *self.args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _reachable(self.url, self.port):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis_factory():
+    servers: list[PrivateRedis] = []
+
+    def start(*args: str) -> PrivateRedis:
+        server = PrivateRedis(*args).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def redis_embedding_cache_config(url: str, **options) -> dict:
+    config = {
+        "BACKEND": "embeddings.cache_backends.redis.EmbeddingRedisCache",
+        "LOCATION": url,
+        "KEY_PREFIX": "mp",
+        "TIMEOUT": settings.EMBEDDING_CACHE_TTL or None,
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.25,
+            "SOCKET_TIMEOUT": 0.25,
+            "SERIALIZER": "embeddings.cache_backends.serializers.RawBytesSerializer",
+        },
+    }
+    config.update(options)
+    return config

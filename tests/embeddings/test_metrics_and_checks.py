@@ -1,0 +1,113 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth.models import User
+from django.core.cache import caches
+
+from embeddings.checks import check_redis_eviction_policy
+from embeddings.generation import generate_embeddings_batch
+from embeddings.statistics import collect_statistics
+from tests.conftest import PRODUCTION_STACK
+
+pytestmark = pytest.mark.django_db
+
+
+def test_metrics_need_staff_or_token(client, settings):
+    settings.METRICS_TOKEN = "metrics-secret"
+    for url in ("/metrics", "/metrics/embedding-cache"):
+        assert client.get(url).status_code == 401
+        assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert client.get(url, headers={"Authorization": "Bearer metrics-secret"}).status_code == 200
+    client.force_login(User.objects.create_user("viewer", is_staff=False))
+    assert client.get("/metrics/embedding-cache").status_code == 401
+    client.force_login(User.objects.create_user("operator", is_staff=True))
+    assert client.get("/metrics/embedding-cache").status_code == 200
+
+
+def test_no_token_configured_means_no_token_access(client, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+
+
+def test_json_statistics(admin_client):
+    generate_embeddings_batch(["alpha", "beta", "alpha"])
+    generate_embeddings_batch(["beta"])
+    data = admin_client.get("/metrics/embedding-cache").json()
+    assert (data["hits"], data["misses"], data["hit_rate"], data["entries"]) == (1, 2, 0.3333, 2)
+    assert data["provider_calls"] == 1
+    assert data["latency_buckets"]["+Inf"] == 1
+    assert data["policy"]
+
+
+def test_prometheus_text(admin_client):
+    generate_embeddings_batch(["alpha", "beta"])
+    generate_embeddings_batch(["alpha"])
+    body = admin_client.get("/metrics").content.decode()
+    for line in (
+        "embedding_cache_size 2.0",
+        "embedding_cache_hits_total 1.0",
+        "embedding_cache_misses_total 2.0",
+        "embedding_api_calls_total 1.0",
+        'embedding_generation_latency_seconds_bucket{le="+Inf"} 1.0',
+        "embedding_generation_latency_seconds_count 1.0",
+    ):
+        assert line in body, line
+    assert "embedding_cache_hit_rate 0.3333" in body
+    assert "embedding_cache_evictions_total{scope=" in body
+
+
+def test_statistics_agree_across_processes(tmp_path):
+    """Another process embeds through the same shared cache; this process sees its hits, misses and entries."""
+    generate_embeddings_batch(["shared one"])
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    if not PRODUCTION_STACK:
+        env["EMBEDDING_CACHE_PATH"] = django_settings.CACHES["embeddings"]["LOCATION"]
+    script = (
+        "import django; django.setup();"
+        "from embeddings.generation import generate_embeddings_batch as g;"
+        "g(['shared one', 'shared two']); g(['shared two'])"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=Path(__file__).parents[2], timeout=60)
+    stats = collect_statistics()
+    assert (stats.hits, stats.misses, stats.entries, stats.provider_calls) == (2, 2, 2, 2)
+
+
+@pytest.mark.redis
+def test_redis_policy_check_warns_until_allkeys_lru_with_maxmemory():
+    redis = caches["embeddings"].redis()
+    saved = redis.config_get("maxmemory-policy") | redis.config_get("maxmemory")
+    try:
+        redis.config_set("maxmemory-policy", "noeviction")
+        redis.config_set("maxmemory", 0)
+        ids = {warning.id for warning in check_redis_eviction_policy()}
+        assert ids == {"embeddings.W001", "embeddings.W002"}
+        redis.config_set("maxmemory-policy", "allkeys-lru")
+        redis.config_set("maxmemory", "256mb")
+        assert check_redis_eviction_policy() == []
+        redis.config_set("maxmemory-policy", "volatile-lru")
+        assert [warning.id for warning in check_redis_eviction_policy()] == ["embeddings.W001"]
+    finally:
+        redis.config_set("maxmemory-policy", saved["maxmemory-policy"])
+        redis.config_set("maxmemory", saved["maxmemory"])
+
+
+def test_redis_check_is_silent_on_the_local_cache(settings, tmp_path):
+    settings.CACHES = {
+        **settings.CACHES,
+        "embeddings": {
+            "BACKEND": "embeddings.cache_backends.sqlite_lru.SQLiteLRUCache",
+            "LOCATION": str(tmp_path / "cache.sqlite3"),
+        },
+    }
+    assert check_redis_eviction_policy() == []
+
+
+def test_provider_check_rejects_a_bad_encoding_format(settings):
+    from embeddings.checks import check_provider_settings
+
+    settings.EMBEDDING_ENCODING_FORMAT = "binary"
+    assert "embeddings.E001" in {error.id for error in check_provider_settings()}

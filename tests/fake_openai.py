@@ -1,0 +1,118 @@
+"""A local HTTP server that speaks the OpenAI embeddings protocol, for driving the real `openai` client.
+
+It records every request, answers `POST /v1/embeddings` with deterministic vectors (a hash of the text, so
+equal texts get equal vectors), honours `dimensions` and `encoding_format`, and can be told to be slow, to
+fail with a status code a number of times, or to answer with the wrong number of dimensions.
+"""
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+
+
+def fake_vector(text: str, dimensions: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    vector = np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+class FakeOpenAIServer:
+    def __init__(self, dimensions: int = 1536):
+        self.dimensions = dimensions
+        self.delay = 0.0
+        self.fail_next: list[int] = []  # status codes to answer with, one per request, before succeeding
+        self.wrong_dimensions: int | None = None
+        self.ignore_encoding_format = False
+        self.requests: list[dict] = []
+        self.chat_responses: list[dict] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def embedding_requests(self) -> list[dict]:
+        return [request for request in self.requests if request["path"].endswith("/embeddings")]
+
+    def start(self) -> "FakeOpenAIServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer_embeddings(self, body: dict) -> tuple[int, dict]:
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        dimensions = self.wrong_dimensions or body.get("dimensions") or self.dimensions
+        as_base64 = body.get("encoding_format") == "base64" and not self.ignore_encoding_format
+        data = []
+        for index, text in enumerate(inputs):
+            vector = fake_vector(text, dimensions)
+            embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode() if as_base64 else vector.tolist()
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
+        tokens = sum(len(text.split()) for text in inputs)
+        return 200, {
+            "object": "list",
+            "data": data,
+            "model": body["model"],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+
+    def _answer_chat(self, body: dict) -> tuple[int, dict]:
+        content = self.chat_responses.pop(0) if self.chat_responses else {"facts": []}
+        return 200, {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": json.dumps(content), "refusal": None},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with fake._lock:
+                    fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                    failure = fake.fail_next.pop(0) if fake.fail_next else None
+                if fake.delay:
+                    time.sleep(fake.delay)
+                if failure:
+                    status, payload = failure, {"error": {"message": "fake failure", "type": "server_error"}}
+                elif self.path.endswith("/embeddings"):
+                    status, payload = fake._answer_embeddings(body)
+                elif self.path.endswith("/chat/completions"):
+                    status, payload = fake._answer_chat(body)
+                else:
+                    status, payload = 404, {"error": {"message": "not found"}}
+                encoded = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(encoded)))
+                self.end_headers()
+                self.wfile.write(encoded)
+
+        return Handler

@@ -1,0 +1,21 @@
+"""Test settings: the real settings module, read with a test secret and a throw-away data folder.
+
+The stack comes from the environment exactly as in production: no DATABASE_URL/REDIS_URL = embedded,
+both set = PostgreSQL + pgvector + Redis (see scripts/test).
+"""
+
+import os
+import tempfile
+
+os.environ["READ_DOTENV"] = "0"
+os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memoryplatform-tests-"))
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+
+from memoryplatform.settings import *  # noqa: F403
+from memoryplatform.settings import DATA_DIR, DATABASES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not SQLite's shared in-memory database: threads and subprocesses in the tests need real locking.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
