@@ -186,6 +186,30 @@ EMBEDDING_TOTAL_TIMEOUT = env_float("EMBEDDING_TOTAL_TIMEOUT", 30.0, minimum=0.1
 EMBEDDING_PREWARM_ON_STARTUP = env_bool("EMBEDDING_PREWARM_ON_STARTUP", default=False)
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
+# --- Memories: search, scoring, dedupe (docs/memories.md explains each) ---------------------------------------
+
+MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on PostgreSQL, exact numpy otherwise
+MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 10_000, minimum=0)
+MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 100, minimum=1)
+MEMORY_SCORE_WEIGHTS = {
+    "similarity": env_float("MEMORY_WEIGHT_SIMILARITY", 0.70, minimum=0),
+    "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.15, minimum=0),
+    "recency": env_float("MEMORY_WEIGHT_RECENCY", 0.10, minimum=0),
+    "link": env_float("MEMORY_WEIGHT_LINK", 0.05, minimum=0),
+    "sector": env_float("MEMORY_WEIGHT_SECTOR", 0.05, minimum=0),
+}
+MEMORY_RECENCY_HALF_LIFE_DAYS = env_float("MEMORY_RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01)
+MEMORY_LINK_ATTENUATION = env_float("MEMORY_LINK_ATTENUATION", 0.5, minimum=0)
+MEMORY_CANDIDATE_FACTOR = env_int("MEMORY_CANDIDATE_FACTOR", 3, minimum=1)
+MEMORY_REINFORCE_STEP = env_float("MEMORY_REINFORCE_STEP", 0.05, minimum=0)
+MEMORY_REINFORCE_CAP = env_float("MEMORY_REINFORCE_CAP", 0.9, minimum=0)
+MEMORY_DEDUPE_SIMILARITY = env_float("MEMORY_DEDUPE_SIMILARITY", 0.95, minimum=0)
+MEMORY_LINK_SIMILARITY = env_float("MEMORY_LINK_SIMILARITY", 0.75, minimum=0)
+MEMORY_LINKS_PER_MEMORY = env_int("MEMORY_LINKS_PER_MEMORY", 3, minimum=0)
+MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 4000, minimum=1)
+MEMORY_QUERY_MAX_CHARS = env_int("MEMORY_QUERY_MAX_CHARS", 1000, minimum=1)
+MEMORY_QUERY_MAX_LIMIT = 50
+
 # --- ElevenLabs endpoints -----------------------------------------------------------------------------------
 # Several comma-separated secrets are accepted at once so a secret can be rotated without downtime.
 
@@ -232,6 +256,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "memories.api.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -239,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Long-term caller memory: the ElevenLabs endpoints and the operator API.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {"SectorEnum": "memories.sectors.Sector"},
 }
 
 # --- Security (production) ----------------------------------------------------------------------------------

@@ -1,0 +1,77 @@
+"""pgvector search (the production stack), with the plan chosen by how many memories the user has.
+
+Two plans, both filtered by user (see docs/benchmarks.md for the measurements behind the rule):
+- exact: the user's rows through the (user_id, superseded_by) index, distances computed for all of them
+  (a MATERIALIZED CTE keeps the planner from walking the HNSW index and filtering afterwards, which loses
+  recall for small users). Exact, and fast while the user has few memories.
+- hnsw: the HNSW index with iterative scans (pgvector >= 0.8, `hnsw.iterative_scan = relaxed_order`), which
+  keeps scanning until enough rows pass the user filter. Approximate; used for users with at least
+  MEMORY_HNSW_MIN_USER_MEMORIES memories, where an exact scan gets slow.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from pgvector import Vector
+
+from memories.models import Memory
+from memories.search_backends.base import SearchBackend, VectorMatch
+
+TABLE = Memory._meta.db_table
+
+
+class PgVectorSearch(SearchBackend):
+    def search(
+        self, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
+    ) -> list[VectorMatch]:
+        plan = self.choose_plan(user_id)
+        return self.search_with_plan(plan, embedding, user_id, sectors, limit)
+
+    @staticmethod
+    def choose_plan(user_id: str) -> str:
+        threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
+        if threshold <= 0:
+            return "exact"
+        with connection.cursor() as cursor:
+            # Counts at most `threshold` rows (index-only scan): cheap for every user, heavy ones included.
+            cursor.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE user_id = %s AND superseded_by_id IS NULL "
+                "LIMIT %s) AS capped",
+                [user_id, threshold],
+            )
+            count = cursor.fetchone()[0]
+        return "hnsw" if count >= threshold else "exact"
+
+    def search_with_plan(
+        self, plan: str, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
+    ) -> list[VectorMatch]:
+        vector = Vector._to_db(np.asarray(embedding, dtype=np.float32))
+        sector_sql, sector_params = "", []
+        if sectors:
+            sector_sql = " AND (sector = ANY(%s) OR extra_sectors ?| %s)"
+            sector_params = [list(sectors), list(sectors)]
+        if plan == "exact":
+            sql = (
+                f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
+                f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql}) "
+                "SELECT id, embedding <=> %s::vector AS distance FROM candidates ORDER BY distance, id LIMIT %s"
+            )
+            params = [user_id, *sector_params, vector, limit]
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+        else:
+            sql = (
+                f"SELECT id, embedding <=> %s::vector AS distance FROM {TABLE} "
+                f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql} ORDER BY distance LIMIT %s"
+            )
+            params = [vector, user_id, *sector_params, limit]
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.MEMORY_HNSW_EF_SEARCH, limit)])
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order
+        return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]

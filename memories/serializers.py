@@ -1,0 +1,120 @@
+"""Input and output shapes of the memory endpoints (DRF serializers)."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from memories.models import Memory, MemoryLink
+from memories.sectors import Sector
+
+
+@extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=Sector.choices)))
+class SectorsField(serializers.Field):
+    """A list of sector names, or one comma-separated string (what an LLM tends to send)."""
+
+    default_error_messages = {
+        "invalid": "sectors must be a list of sector names",
+        "unknown": "unknown sector '{value}'; use one of: " + ", ".join(Sector.values),
+    }
+
+    def to_internal_value(self, data):
+        if data in (None, "", []):
+            return []
+        if isinstance(data, str):
+            data = [part.strip() for part in data.split(",") if part.strip()]
+        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
+            self.fail("invalid")
+        for value in data:
+            if value.strip().lower() not in Sector.values:
+                self.fail("unknown", value=value)
+        return list(dict.fromkeys(value.strip().lower() for value in data))
+
+    def to_representation(self, value):
+        return value
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    default_error_messages = {"not_a_string": "must be a string"}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class MemoryQuerySerializer(serializers.Serializer):
+    """The body of the memory query tool (and of the operators' search endpoint)."""
+
+    query = StrictCharField(max_length=settings.MEMORY_QUERY_MAX_CHARS, trim_whitespace=True)
+    user_id = StrictCharField(max_length=128, trim_whitespace=True)
+    sectors = SectorsField(required=False, default=list)
+    limit = StrictIntegerField(required=False, default=5, min_value=1, max_value=settings.MEMORY_QUERY_MAX_LIMIT)
+
+
+class MemoryLinkSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MemoryLink
+        fields = ["from_memory", "to_memory", "weight", "reason"]
+
+
+class MemorySerializer(serializers.ModelSerializer):
+    sector = serializers.ChoiceField(choices=Sector.choices, required=False)
+    extra_sectors = SectorsField(required=False)
+    text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS)
+    user_id = StrictCharField(max_length=128)
+
+    class Meta:
+        model = Memory
+        fields = [
+            "id",
+            "user_id",
+            "text",
+            "sector",
+            "extra_sectors",
+            "salience",
+            "embedding_model",
+            "created_at",
+            "last_accessed_at",
+            "access_count",
+            "source_conversation_id",
+            "source_turns",
+            "superseded_by",
+            "valid_until",
+            "metadata",
+        ]
+        read_only_fields = [
+            "id",
+            "embedding_model",
+            "created_at",
+            "last_accessed_at",
+            "access_count",
+            "superseded_by",
+            "valid_until",
+        ]
+
+
+class MemoryUpdateSerializer(serializers.Serializer):
+    text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS, required=False)
+    sector = serializers.ChoiceField(choices=Sector.choices, required=False)
+    salience = serializers.FloatField(required=False, min_value=0, max_value=1)
+    metadata = serializers.DictField(required=False)
+
+
+def first_error(errors) -> str:
+    """DRF's error tree as one short line: 'limit: Ensure this value is less than or equal to 50.'"""
+    if isinstance(errors, dict):
+        field, detail = next(iter(errors.items()))
+        message = first_error(detail)
+        return message if field == "non_field_errors" else f"{field}: {message}"
+    if isinstance(errors, list) and errors:
+        return first_error(errors[0])
+    return str(errors)

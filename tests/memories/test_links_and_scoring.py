@@ -1,0 +1,130 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from memories.models import Memory
+from memories.query import query_memories
+from memories.scoring import ScoredMemory, rank, reinforce
+from memories.search import expand_via_links, vector_search
+from tests.factories import make_link, make_memory, near, random_unit_vector
+
+pytestmark = pytest.mark.django_db
+
+
+def test_expansion_adds_one_hop_with_attenuated_similarity(settings):
+    settings.MEMORY_LINK_ATTENUATION = 0.5
+    query = random_unit_vector()
+    hit = make_memory("alice", "booked a flight to Rome", embedding=near(query, 0.9))
+    neighbour = make_memory("alice", "hotel near the Colosseum", embedding=random_unit_vector())
+    two_hops = make_memory("alice", "the hotel's wifi password", embedding=random_unit_vector())
+    make_link(hit, neighbour, weight=0.8)
+    make_link(neighbour, two_hops, weight=1.0)
+    matches = vector_search(query, "alice", limit=1)
+    expanded = expand_via_links(matches, max_total=10)
+    assert [item.memory.pk for item in expanded] == [hit.pk, neighbour.pk]
+    assert expanded[1].linked_from == hit.pk
+    assert expanded[1].similarity == pytest.approx(0.9 * 0.8 * 0.5, abs=1e-4)
+    assert expanded[1].link_weight == 0.8
+
+
+def test_links_are_followed_both_ways_without_duplicates_in_a_stable_order():
+    query = random_unit_vector()
+    first = make_memory("alice", "a", embedding=near(query, 0.9))
+    second = make_memory("alice", "b", embedding=near(query, 0.8))
+    shared = make_memory("alice", "c")
+    other = make_memory("alice", "d")
+    make_link(shared, first, weight=0.5)  # incoming link
+    make_link(second, shared, weight=0.9)  # the same neighbour again, better: 0.8*0.9 > 0.9*0.5
+    make_link(first, other, weight=0.5)
+    matches = vector_search(query, "alice", limit=2)
+    expanded = expand_via_links(matches, max_total=10)
+    ids = [item.memory.pk for item in expanded]
+    assert ids == [first.pk, second.pk, shared.pk, other.pk]
+    assert len(ids) == len(set(ids))
+    assert expanded[2].linked_from == second.pk
+    assert ids == [item.memory.pk for item in expand_via_links(vector_search(query, "alice", limit=2), 10)]
+    assert len(expand_via_links(matches, max_total=3)) == 3
+
+
+def test_a_link_row_crafted_across_users_is_never_followed():
+    query = random_unit_vector()
+    mine = make_memory("alice", "my memory", embedding=near(query, 0.9))
+    secret = make_memory("bob", "bob's secret", embedding=random_unit_vector())
+    make_link(mine, secret, weight=1.0, user_id="alice")  # forged: claims to be alice's
+    make_link(secret, mine, weight=1.0, user_id="bob")
+    expanded = expand_via_links(vector_search(query, "alice", limit=5), max_total=10)
+    assert [item.memory.pk for item in expanded] == [mine.pk]
+    result = query_memories("alice", "anything at all", limit=10)
+    assert secret.pk not in {item.memory.pk for item in result.memories}
+
+
+def test_superseded_neighbours_are_not_added():
+    query = random_unit_vector()
+    hit = make_memory("alice", "hit", embedding=near(query, 0.9))
+    newer = make_memory("alice", "newer")
+    stale = make_memory("alice", "stale", superseded_by=newer)
+    make_link(hit, stale, weight=1.0)
+    assert [item.memory.pk for item in expand_via_links(vector_search(query, "alice", limit=1), 5)] == [hit.pk]
+
+
+def scored(memory, similarity, link_weight=0.0):
+    return ScoredMemory(memory=memory, similarity=similarity, link_weight=link_weight)
+
+
+def test_scoring_order_similarity_first_then_salience_and_recency():
+    now = timezone.now()
+    strong = make_memory("alice", "strong match", salience=0.5)
+    weak = make_memory("alice", "weak match", salience=0.5)
+    assert [i.memory.pk for i in rank([scored(weak, 0.5), scored(strong, 0.9)], now=now)] == [strong.pk, weak.pk]
+    salient = make_memory("alice", "important", salience=0.9)
+    faint = make_memory("alice", "trivial", salience=0.1)
+    assert [i.memory.pk for i in rank([scored(faint, 0.8), scored(salient, 0.8)], now=now)] == [salient.pk, faint.pk]
+    fresh = make_memory("alice", "fresh", salience=0.5)
+    old = make_memory("alice", "old", salience=0.5, age_days=120)
+    assert [i.memory.pk for i in rank([scored(old, 0.8), scored(fresh, 0.8)], now=now)] == [fresh.pk, old.pk]
+
+
+def test_salience_decays_by_sector_rate():
+    now = timezone.now()
+    long_ago = now - timedelta(days=100)
+    emotional = make_memory("alice", "felt sad", sector="emotional", salience=0.8, last_accessed_at=long_ago)
+    reflective = make_memory("alice", "values honesty", sector="reflective", salience=0.8, last_accessed_at=long_ago)
+    ranked = rank([scored(emotional, 0.8), scored(reflective, 0.8)], now=now)
+    assert [item.memory.pk for item in ranked] == [reflective.pk, emotional.pk]  # 0.020/day vs 0.001/day
+
+
+def test_equal_scores_are_ordered_by_id():
+    now = timezone.now()
+    first, second = make_memory("alice", "one"), make_memory("alice", "two")
+    first.created_at = second.created_at = first.last_accessed_at = second.last_accessed_at = now
+    assert [i.memory.pk for i in rank([scored(second, 0.5), scored(first, 0.5)], now=now)] == [first.pk, second.pk]
+
+
+def test_reinforcement_is_capped_and_never_saturates(settings):
+    memory = make_memory("alice", "pinned", salience=0.5)
+    for _ in range(3):
+        reinforce([memory.pk])
+    memory.refresh_from_db()
+    assert 0.55 < memory.salience < 0.65, "a few hits nudge salience, they do not max it out"
+    assert memory.access_count == 3
+    for _ in range(100):
+        reinforce([memory.pk])
+    memory.refresh_from_db()
+    assert memory.salience == pytest.approx(settings.MEMORY_REINFORCE_CAP)
+    assert memory.salience < 1.0
+    high = make_memory("alice", "set high by extraction", salience=0.97)
+    reinforce([high.pk])
+    high.refresh_from_db()
+    assert high.salience == pytest.approx(0.97), "retrieval never lowers salience"
+
+
+def test_query_reinforces_only_what_it_returns():
+    query_vector_text = "pasta recipes"
+    returned = make_memory("alice", "loves pasta recipes from Rome")
+    untouched = make_memory("bob", "loves pasta recipes from Rome too")
+    result = query_memories("alice", query_vector_text, limit=1)
+    assert [item.memory.pk for item in result.memories] == [returned.pk]
+    assert Memory.objects.get(pk=returned.pk).access_count == 1
+    assert Memory.objects.get(pk=untouched.pk).access_count == 0
+    assert set(result.timings_ms) >= {"embed", "search", "expand"}
