@@ -189,8 +189,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # --- Memories: search, scoring, dedupe (docs/memories.md explains each) ---------------------------------------
 
 MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on PostgreSQL, exact numpy otherwise
-MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 10_000, minimum=0)
-MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 100, minimum=1)
+MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
+MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
 MEMORY_SCORE_WEIGHTS = {
     "similarity": env_float("MEMORY_WEIGHT_SIMILARITY", 0.70, minimum=0),
     "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.15, minimum=0),

@@ -59,7 +59,8 @@ class PgVectorSearch(SearchBackend):
                 "SELECT id, embedding <=> %s::vector AS distance FROM candidates ORDER BY distance, id LIMIT %s"
             )
             params = [user_id, *sector_params, vector, limit]
-            with connection.cursor() as cursor:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
         else:
@@ -70,7 +71,12 @@ class PgVectorSearch(SearchBackend):
             params = [vector, user_id, *sector_params, limit]
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.MEMORY_HNSW_EF_SEARCH, limit)])
+                cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.MEMORY_HNSW_EF_SEARCH, limit))}")
+                # With a selective user filter the planner prefers the btree plus a sort; this plan exists to
+                # walk the HNSW index instead. Its cost estimate is high enough to trigger JIT compilation,
+                # which costs more than the query itself.
+                cursor.execute("SET LOCAL enable_sort = off")
+                cursor.execute("SET LOCAL jit = off")
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order

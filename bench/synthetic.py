@@ -1,0 +1,141 @@
+"""Synthetic memories for the benchmarks: many ordinary users and one heavy user, clustered by topic.
+
+Real embeddings are not uniform noise: a caller's memories cluster around a few topics. Each memory here is
+a topic direction plus as much random noise (cosine ~0.7 to its topic), each user draws from 8 topics out of
+a shared pool, and queries are drawn the same way, so the nearest neighbours are meaningful and HNSW faces
+the same kind of structure it meets in production. Rows are loaded with binary COPY.
+"""
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+DIMENSIONS = 1536
+TOPICS = 400
+TOPICS_PER_USER = 8
+SUBTOPICS = 64
+HEAVY_USER = "heavy-user"
+
+
+@dataclass
+class Population:
+    users: int
+    per_user: int
+    heavy: int
+    seed: int = 42
+    medium: tuple[int, ...] = ()  # extra users of these sizes, to locate the exact/HNSW crossover
+
+    @property
+    def total(self) -> int:
+        return self.users * self.per_user + self.heavy + sum(self.medium)
+
+    def medium_users(self) -> list[tuple[str, int]]:
+        return [(f"medium-{size}", size) for size in self.medium]
+
+    def user_ids(self) -> list[str]:
+        return [f"user-{index:05d}" for index in range(self.users)]
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=-1, keepdims=True)).astype(np.float32)
+
+
+class TopicSpace:
+    """The shared topic directions (fixed by `seed`) and a noise generator (`noise_seed`)."""
+
+    def __init__(self, seed: int, noise_seed: int | None = None):
+        self.topics = unit(np.random.default_rng(seed).standard_normal((TOPICS, DIMENSIONS)))
+        self.rng = np.random.default_rng(seed + 1 if noise_seed is None else noise_seed)
+
+    def user_topics(self, user_id: str) -> np.ndarray:
+        digest = int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "little")
+        return np.random.default_rng(digest).choice(TOPICS, TOPICS_PER_USER, replace=False)
+
+    def samples(self, topic_ids: np.ndarray, count: int) -> np.ndarray:
+        """Memories: topic + a sub-topic of it + noise, so neighbours range from near-paraphrases to strangers."""
+        chosen = self.topics[self.rng.choice(topic_ids, count)]
+        subtopics = unit(self.rng.standard_normal((SUBTOPICS, DIMENSIONS)))[self.rng.integers(0, SUBTOPICS, count)]
+        noise = unit(self.rng.standard_normal((count, DIMENSIONS)))
+        return unit(chosen + 0.7 * subtopics + 0.45 * noise)
+
+
+def load(dsn: str, population: Population, table: str = "memories_memory") -> float:
+    """Replace the table's rows with the synthetic population; returns the seconds it took."""
+    started = time.perf_counter()
+    space = TopicSpace(population.seed)
+    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
+    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        register_vector(connection)
+        connection.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
+        with connection.cursor() as cursor:
+            copy_sql = (
+                f"COPY {table} (user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, "
+                "created_at, last_accessed_at, access_count, source_conversation_id, source_turns, metadata) "
+                "FROM STDIN WITH (FORMAT BINARY)"
+            )
+            with cursor.copy(copy_sql) as copy:
+                copy.set_types(
+                    [
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "jsonb",
+                        "vector",
+                        "text",
+                        "float8",
+                        "timestamptz",
+                        "timestamptz",
+                        "int4",
+                        "text",
+                        "jsonb",
+                        "jsonb",
+                    ]
+                )
+                now = time.time()
+                for user_id, count in batches:
+                    vectors = space.samples(space.user_topics(user_id), count)
+                    for index, vector in enumerate(vectors):
+                        text = f"synthetic memory {index} of {user_id}"
+                        moment = _timestamp(now - (index % 365) * 86400)
+                        copy.write_row(
+                            [
+                                user_id,
+                                text,
+                                hashlib.sha256(text.encode()).hexdigest(),
+                                "semantic",
+                                psycopg.types.json.Jsonb([]),
+                                vector,
+                                "synthetic",
+                                0.5,
+                                moment,
+                                moment,
+                                0,
+                                "",
+                                psycopg.types.json.Jsonb([]),
+                                psycopg.types.json.Jsonb({}),
+                            ]
+                        )
+        connection.execute(f"ANALYZE {table}")
+    return time.perf_counter() - started
+
+
+def paraphrase(vector: np.ndarray, rng: np.random.Generator, noise: float = 0.6) -> np.ndarray:
+    """A query that rephrases a stored memory: cosine about 0.85 to it."""
+    return unit(vector + noise * unit(rng.standard_normal(vector.shape)))
+
+
+def _timestamp(seconds: float):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def dumps(data: object) -> str:
+    return json.dumps(data, indent=2)
