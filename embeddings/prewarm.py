@@ -61,14 +61,14 @@ def prewarm_in_background() -> threading.Thread:
     """Run prewarm_queries in a daemon thread (start-up prewarm must never delay a request)."""
 
     def run() -> None:
-        from django.db import close_old_connections
+        from django.db import connections
 
         try:
             prewarm_queries()
         except Exception:
-            logger.exception("start-up prewarm failed")
+            logger.exception("background prewarm failed")
         finally:
-            close_old_connections()
+            connections.close_all()  # this thread's connections; nobody else will close them
 
     thread = threading.Thread(target=run, name="embedding-prewarm", daemon=True)
     thread.start()

@@ -7,4 +7,16 @@ class MemoriesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from memories import checks  # noqa: F401 - registers the system checks
+        from memories.forget import register_forgetter
+        from memories.identity import forget_caller_identities
+        from memories.ingestion import forget_webhook_events
+
+        register_forgetter("caller_identities", forget_caller_identities)
+        register_forgetter("webhook_events", forget_webhook_events)
+        if settings.TASKS_IN_PROCESS_WORKER:
+            from memories import worker
+
+            worker.connect()

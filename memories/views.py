@@ -1,6 +1,7 @@
-"""The ElevenLabs server tool: POST /tools/memory-query. Parse, call query_memories, answer compactly.
+"""The ElevenLabs endpoints: the memory query tool, the conversation-initiation and post-call webhooks.
 
-A non-2xx answer becomes a tool error the agent may read aloud, so every error body is one short sentence.
+Thin views: parse, call one service function, answer. A non-2xx answer of the tool becomes a tool error the
+agent may read aloud, so every error body is one short sentence.
 """
 
 import json
@@ -14,9 +15,12 @@ from django.views.decorators.http import require_POST
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.auth import secret_matches
 from memories.identity import user_id_from_tool_body
+from memories.initiation import default_answer, initiation_answer
 from memories.query import query_memories
 from memories.responses import server_timing, tool_answer
 from memories.serializers import MemoryQuerySerializer, first_error
+from memories.signatures import SignatureError
+from memories.webhooks import BadPayload, BodyTooLarge, parse_event, read_verified_body, store_event
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +77,57 @@ def memory_query_tool(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(tool_answer(result), json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
     response["Server-Timing"] = server_timing(result.timings_ms)
     return response
+
+
+@csrf_exempt
+@require_POST
+def conversation_initiation_webhook(request: HttpRequest) -> JsonResponse:
+    """ElevenLabs asks who is calling (Twilio/SIP) while the phone rings.
+
+    Authenticated by a secret header. Once authenticated, the answer is always 200 with a value for every
+    dynamic variable: an internal error must not fail the call, so it is logged and answered with defaults.
+    """
+    secrets = settings.ELEVENLABS_INITIATION_SECRETS
+    if not secrets:
+        return error(503, "The conversation initiation webhook is not configured yet.")
+    if not secret_matches(request, settings.ELEVENLABS_INITIATION_SECRET_HEADER, secrets):
+        return error(401, "Missing or wrong secret.")
+    try:
+        body = json.loads(request.body or b"{}")
+        body = body if isinstance(body, dict) else {}
+    except (ValueError, UnicodeDecodeError):
+        body = {}
+    try:
+        answer = initiation_answer(body)
+    except Exception:
+        logger.exception("conversation initiation failed; answering defaults")
+        answer = default_answer()
+    return JsonResponse(answer)
+
+
+@csrf_exempt
+@require_POST
+def post_call_webhook(request: HttpRequest) -> JsonResponse:
+    """ElevenLabs posts a finished call. Verify, store durably, answer 200 fast; processing happens later."""
+    if not settings.ELEVENLABS_WEBHOOK_SECRETS:
+        return error(503, "The post-call webhook is not configured yet.")
+    try:
+        body = read_verified_body(request_body_stream(request), request.headers.get("ElevenLabs-Signature"))
+    except SignatureError as problem:
+        return error(401, f"Rejected: {problem}.")
+    except BodyTooLarge as problem:
+        return error(413, f"Rejected: {problem}.")
+    try:
+        with body.file:
+            parsed = parse_event(body)
+            event, created = store_event(parsed, body)
+    except BadPayload as problem:
+        return error(400, f"Bad request: {problem}.")
+    return JsonResponse({"status": "accepted" if created else "duplicate", "event_id": event.pk})
+
+
+def request_body_stream(request: HttpRequest):
+    """The raw body as a stream; for chunked uploads (no Content-Length) the WSGI input itself."""
+    if "CONTENT_LENGTH" not in request.META and request.META.get("wsgi.input_terminated"):
+        return request.META["wsgi.input"]
+    return request

@@ -165,6 +165,9 @@ else:
 # --- Background tasks (django-tasks; durable, in the database) --------------------------------------------------
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+# The embedded stack runs the task worker in a thread of the web process (no extra command to start);
+# production runs `manage.py db_worker` as its own process (the `worker` service of docker-compose).
+TASKS_IN_PROCESS_WORKER = env_bool("TASKS_IN_PROCESS_WORKER", default=not DATABASE_URL)
 
 # --- Embeddings ---------------------------------------------------------------------------------------------
 
@@ -217,6 +220,24 @@ ELEVENLABS_TOOL_SECRET_HEADER = env_str("ELEVENLABS_TOOL_SECRET_HEADER", "X-Memo
 ELEVENLABS_TOOL_SECRETS = env_list("ELEVENLABS_TOOL_SECRETS")
 ELEVENLABS_INITIATION_SECRETS = env_list("ELEVENLABS_INITIATION_SECRETS")
 ELEVENLABS_WEBHOOK_SECRETS = env_list("ELEVENLABS_WEBHOOK_SECRETS")
+ELEVENLABS_INITIATION_SECRET_HEADER = env_str("ELEVENLABS_INITIATION_SECRET_HEADER", "X-Memory-Secret")
+ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env_int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", 30 * 60, minimum=1)
+# Region for phone numbers sent without a country code ("612 555 0100"); E.164 numbers need none.
+PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "US")
+# Conversation initiation: the memory_context budget, and an optional first message for known callers
+# ({memory_context} and {user_id} are filled in). Empty: the agent keeps its own first message.
+INITIATION_CONTEXT_MAX_CHARS = env_int("INITIATION_CONTEXT_MAX_CHARS", 1500, minimum=0)
+INITIATION_MEMORIES_PER_QUERY = env_int("INITIATION_MEMORIES_PER_QUERY", 2, minimum=0)
+INITIATION_SALIENT_MEMORIES = env_int("INITIATION_SALIENT_MEMORIES", 5, minimum=0)
+INITIATION_KNOWN_CALLER_FIRST_MESSAGE = env_str("INITIATION_KNOWN_CALLER_FIRST_MESSAGE")
+# Post-call webhooks: bodies up to this size are parsed as JSON; bigger ones (audio) are only scanned.
+POST_CALL_MAX_JSON_BYTES = env_int("POST_CALL_MAX_JSON_BYTES", 8 * 1024 * 1024, minimum=1024)
+POST_CALL_MAX_BYTES = env_int("POST_CALL_MAX_BYTES", 512 * 1024 * 1024, minimum=1024)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 10.0, minimum=0)
+# Memory extraction with an LLM (OpenAI chat completions, structured output); empty = the rule-based one.
+EXTRACTION_LLM_MODEL = env_str("EXTRACTION_LLM_MODEL")
+EXTRACTION_LLM_TIMEOUT = env_float("EXTRACTION_LLM_TIMEOUT", 60.0, minimum=1)
 
 # --- Auth, i18n, static -------------------------------------------------------------------------------------
 

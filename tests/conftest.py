@@ -165,3 +165,84 @@ def redis_embedding_cache_config(url: str, **options) -> dict:
     }
     config.update(options)
     return config
+
+
+class LiveServer:
+    """gunicorn serving the project against this test run's database, cache and settings."""
+
+    def __init__(self, env: dict):
+        self.port = free_port()
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "LiveServer":
+        import sys
+        import urllib.request
+        from pathlib import Path
+
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "memoryplatform.wsgi",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
+            cwd=Path(__file__).resolve().parents[1],
+            env=self.env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def live_gunicorn(transactional_db, settings):
+    """A real gunicorn process on this stack's test database (the test must use transactional_db)."""
+    from django.db import connection
+
+    database = connection.settings_dict
+    if connection.vendor == "sqlite":
+        database_url = f"sqlite:///{database['NAME']}"
+    else:
+        database_url = f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
+        "READ_DOTENV": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": "live-server-test-secret",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": database_url,
+        "TASKS_IN_PROCESS_WORKER": "0",
+        "ELEVENLABS_WEBHOOK_SECRETS": ",".join(settings.ELEVENLABS_WEBHOOK_SECRETS),
+        "ELEVENLABS_TOOL_SECRETS": ",".join(settings.ELEVENLABS_TOOL_SECRETS),
+        "ELEVENLABS_INITIATION_SECRETS": ",".join(settings.ELEVENLABS_INITIATION_SECRETS),
+    }
+    if not PRODUCTION_STACK:
+        env["EMBEDDING_CACHE_PATH"] = settings.CACHES["embeddings"]["LOCATION"]
+    server = LiveServer(env).start()
+    yield server
+    server.stop()

@@ -11,6 +11,7 @@ os.environ["READ_DOTENV"] = "0"
 os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memoryplatform-tests-"))
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("TASKS_IN_PROCESS_WORKER", "0")  # tests run the worker explicitly
 
 from memoryplatform.settings import *  # noqa: F403
 from memoryplatform.settings import DATA_DIR, DATABASES
