@@ -18,3 +18,19 @@ class PrewarmQuery(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class CacheStatsSample(models.Model):
+    """A reading of the cumulative cache counters, so the admin can show rates (evictions per minute)."""
+
+    taken_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    hits = models.BigIntegerField()
+    misses = models.BigIntegerField()
+    evictions = models.BigIntegerField()
+
+    class Meta:
+        ordering = ["-taken_at"]
+        get_latest_by = "taken_at"
+
+    def __str__(self) -> str:
+        return f"{self.taken_at:%Y-%m-%d %H:%M:%S}: {self.evictions} evictions"

@@ -2,12 +2,15 @@
 `embedding_cache_stats` command all read."""
 
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from embeddings.cache import get_embedding_cache
 from embeddings.latency import cumulative_buckets
+from embeddings.models import CacheStatsSample
 from embeddings.providers import get_provider
 
 HIT_RATE_ALERT_BELOW = 0.20
@@ -92,3 +95,47 @@ def collect_statistics() -> CacheStatistics:
 
 def _backend_name(alias: str) -> str:
     return settings.CACHES[alias]["BACKEND"].rsplit(".", 1)[-1]
+
+
+@dataclass
+class CacheAlerts:
+    window_minutes: float | None  # the interval the rates cover; None before two readings exist
+    hit_rate: float | None  # over the window when there is one, else since the counters began
+    evictions_per_minute: float | None
+    hit_rate_low: bool
+    evictions_high: bool
+
+
+def cache_alerts(stats: CacheStatistics) -> CacheAlerts:
+    """The two alert states, from this reading and the last stored one at least a minute old.
+
+    Stores a reading at most once a minute (and keeps a day of them), so rates work across processes.
+    """
+    now = timezone.now()
+    if stats.available:
+        latest = CacheStatsSample.objects.first()
+        if latest is None or now - latest.taken_at >= timedelta(seconds=60):
+            CacheStatsSample.objects.create(hits=stats.hits, misses=stats.misses, evictions=stats.evictions or 0)
+            CacheStatsSample.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()
+    reference = (
+        CacheStatsSample.objects.filter(
+            taken_at__lte=now - timedelta(seconds=60), taken_at__gte=now - timedelta(hours=1)
+        )
+        .order_by("-taken_at")
+        .first()
+    )
+    window = rate = hit_rate = None
+    if reference is not None and stats.available:
+        window = (now - reference.taken_at).total_seconds() / 60
+        rate = max(0, (stats.evictions or 0) - reference.evictions) / window
+        lookups = (stats.hits - reference.hits) + (stats.misses - reference.misses)
+        hit_rate = (stats.hits - reference.hits) / lookups if lookups > 0 else None
+    if hit_rate is None:
+        hit_rate = stats.hit_rate
+    return CacheAlerts(
+        window_minutes=round(window, 1) if window else None,
+        hit_rate=round(hit_rate, 4) if hit_rate is not None else None,
+        evictions_per_minute=round(rate, 1) if rate is not None else None,
+        hit_rate_low=hit_rate is not None and hit_rate < HIT_RATE_ALERT_BELOW,
+        evictions_high=rate is not None and rate > EVICTIONS_PER_MINUTE_ALERT_ABOVE,
+    )

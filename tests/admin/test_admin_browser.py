@@ -1,0 +1,180 @@
+"""End to end, in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium).
+
+Logs in, checks the cache page's numbers against the statistics, clears the cache through the confirmation
+page, edits the prewarm list and warms it, and replays a failed webhook event. Screenshots of every step are
+kept in test-artifacts/admin-e2e/<stack>/.
+"""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from embeddings.generation import generate_embeddings_batch
+from embeddings.prewarm import cached_query_texts
+from embeddings.statistics import collect_statistics
+from memories.models import WebhookEvent
+from tests.conftest import PRODUCTION_STACK
+from tests.elevenlabs import transcription_payload
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ARTIFACTS = (
+    Path(__file__).resolve().parents[2]
+    / "test-artifacts"
+    / "admin-e2e"
+    / ("production" if PRODUCTION_STACK else "embedded")
+)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists(), (
+        "Debian's chromium and chromium-driver are needed: run scripts/install-services"
+    )
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,1400",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+class Steps:
+    def __init__(self, driver, base_url):
+        self.driver = driver
+        self.base_url = base_url
+        self.count = 0
+
+    def open(self, path):
+        self.driver.get(self.base_url + path)
+
+    def shot(self, name):
+        self.count += 1
+        self.driver.save_screenshot(str(ARTIFACTS / f"{self.count:02d}-{name}.png"))
+
+    def text(self, element_id):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.ID, element_id).text
+
+    def click(self, css):
+        from selenium.webdriver.common.by import By
+
+        self.driver.find_element(By.CSS_SELECTOR, css).click()
+
+    def submit(self, css):
+        """Click something that loads a new page, and wait until it has."""
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support import expected_conditions
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.driver.find_element(By.CSS_SELECTOR, css).click()
+        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old_page))
+
+    def type(self, css, value):
+        from selenium.webdriver.common.by import By
+
+        field = self.driver.find_element(By.CSS_SELECTOR, css)
+        field.clear()
+        field.send_keys(value)
+
+    @property
+    def page(self):
+        return self.driver.page_source
+
+
+def test_operator_flows_in_a_real_browser(browser, live_server):
+    from selenium.webdriver.support.ui import Select
+
+    User.objects.create_superuser("operator", password="correct horse battery staple")
+    generate_embeddings_batch(["user preferences", "CRM system", "a text nobody prewarms"])
+    generate_embeddings_batch(["CRM system"])
+    failed = WebhookEvent.objects.create(
+        event_type="post_call_transcription",
+        conversation_id="conv_e2e",
+        dedupe_key="post_call_transcription:conv_e2e",
+        status="failed",
+        attempts=5,
+        last_error="EmbeddingProviderError: embedding provider answered HTTP 503",
+        body_sha256="0" * 64,
+        payload=transcription_payload(conversation_id="conv_e2e", user_id="usr_e2e"),
+    )
+    steps = Steps(browser, live_server.url)
+
+    steps.open("/admin/login/?next=/admin/")
+    steps.type("#id_username", "operator")
+    steps.type("#id_password", "correct horse battery staple")
+    steps.shot("login")
+    steps.submit("input[type=submit]")
+    assert "Operations" in steps.page
+    steps.shot("index")
+
+    steps.submit("#embedding-cache-link")
+    stats = collect_statistics()
+    assert steps.text("stat-entries") == str(stats.entries) == "3"
+    assert steps.text("stat-hits") == str(stats.hits) == "1"
+    assert steps.text("stat-misses") == str(stats.misses) == "3"
+    assert steps.text("stat-provider-calls") == str(stats.provider_calls)
+    steps.shot("cache-page")
+
+    steps.submit("#clear-cache")
+    assert "Clear the embedding cache?" in steps.page
+    steps.shot("clear-confirmation")
+    steps.submit("#confirm-clear")
+    assert "3 entries removed" in steps.page
+    assert steps.text("stat-entries") == "0"
+    assert collect_statistics().entries == 0
+    steps.shot("cache-cleared")
+
+    steps.open("/admin/embeddings/prewarmquery/add/")
+    steps.type("#id_text", "favourite products")
+    steps.submit("input[name=_save]")
+    assert "favourite products" in steps.page
+    steps.open("/admin/embeddings/prewarmquery/?q=favourite")
+    steps.type("textarea[name='form-0-notes']", "added in the browser test")
+    steps.submit("input[name=_save]")
+    steps.shot("prewarm-list-edited")
+    steps.open("/admin/embeddings/prewarmquery/?q=favourite")
+    steps.click("input.action-select")
+    Select(browser.find_element("name", "action")).select_by_value("warm_selected")
+    steps.submit("button[name=index]")
+    assert "Prewarm: warmed 1, already cached 0, failed 0." in steps.page
+    assert cached_query_texts(["favourite products"]) == {"favourite products"}
+    assert 'alt="True"' in steps.page  # the "cached now" column
+    steps.shot("prewarm-warmed")
+
+    steps.open("/admin/memories/webhookevent/?status__exact=failed")
+    assert "conv_e2e" in steps.page
+    steps.click("input.action-select")
+    Select(browser.find_element("name", "action")).select_by_value("replay_selected")
+    steps.submit("button[name=index]")
+    assert "Queued 1 events for processing" in steps.page
+    steps.shot("event-replayed")
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts) == ("received", 0)
+
+    screenshots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
+    assert len(screenshots) == steps.count == 8
