@@ -139,3 +139,38 @@ def _timestamp(seconds: float):
 
 def dumps(data: object) -> str:
     return json.dumps(data, indent=2)
+
+
+def load_with_orm(population: Population, batch_size: int = 2000) -> float:
+    """The same population through the ORM (any database, e.g. the embedded SQLite); returns seconds."""
+    from memories.models import Memory
+
+    started = time.perf_counter()
+    space = TopicSpace(population.seed)
+    Memory.objects.all().delete()
+    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
+    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
+    pending: list = []
+    for user_id, count in batches:
+        for index, vector in enumerate(space.samples(space.user_topics(user_id), count)):
+            text = f"synthetic memory {index} of {user_id}"
+            pending.append(
+                Memory(
+                    user_id=user_id,
+                    text=text,
+                    text_hash=hashlib.sha256(text.encode()).hexdigest(),
+                    embedding=vector,
+                    embedding_model="synthetic",
+                    sector="semantic",
+                )
+            )
+            if len(pending) >= batch_size:
+                Memory.objects.bulk_create(pending)
+                pending = []
+    Memory.objects.bulk_create(pending)
+    return time.perf_counter() - started
+
+
+def phone_number(index: int) -> str:
+    """A valid North American number per synthetic user (E.164)."""
+    return f"+1612555{index:04d}"

@@ -52,7 +52,10 @@ def resolve_caller(
     else:
         known = True
     if record_call:
-        CallerIdentity.objects.filter(pk=identity.pk).update(calls=F("calls") + 1, last_seen_at=timezone.now())
+        from memories.scoring import relaxed_commit
+
+        with relaxed_commit():
+            CallerIdentity.objects.filter(pk=identity.pk).update(calls=F("calls") + 1, last_seen_at=timezone.now())
     return ResolvedCaller(user_id=identity.user_id, known=known, phone_number=number)
 
 

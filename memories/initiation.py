@@ -18,7 +18,8 @@ from embeddings.providers import get_provider
 from memories.identity import ResolvedCaller, resolve_caller
 from memories.models import Memory
 from memories.responses import when
-from memories.search import RESULT_FIELDS, vector_search
+from memories.search import RESULT_FIELDS
+from memories.search_backends import get_search_backend
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,16 @@ def query_memories_for_initiation(user_id: str) -> InitiationMemories:
     uncached = [text for key, text in keys.items() if key not in cached]
     chosen: dict[int, Memory] = {}
     per_query = settings.INITIATION_MEMORIES_PER_QUERY
-    if per_query:
-        for value in cached.values():
-            if not is_valid_vector_bytes(value, provider.dimensions):
-                continue
-            for item in vector_search(decode_vector(value, provider.dimensions), user_id, limit=per_query):
-                chosen.setdefault(item.memory.pk, item.memory)
+    vectors = [
+        decode_vector(value, provider.dimensions)
+        for value in cached.values()
+        if is_valid_vector_bytes(value, provider.dimensions)
+    ]
+    if per_query and vectors:
+        matches = get_search_backend().search_many(vectors, user_id, per_query)
+        wanted = list(dict.fromkeys(match.memory_id for per_vector in matches for match in per_vector))
+        found = Memory.objects.for_user(user_id).only(*RESULT_FIELDS).in_bulk(wanted)
+        chosen.update((pk, found[pk]) for pk in wanted if pk in found)
     salient = (
         Memory.objects.for_user(user_id)
         .current()

@@ -27,6 +27,21 @@ class ExactNumpySearch(SearchBackend):
         order = np.lexsort((ids, -similarities))[:limit]
         return [VectorMatch(memory_id=int(ids[i]), similarity=float(similarities[i])) for i in order]
 
+    def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
+        if not embeddings:
+            return []
+        rows = list(Memory.objects.for_user(user_id).current().values_list("id", "embedding"))
+        if not rows:
+            return [[] for _ in embeddings]
+        ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        matrix = np.vstack([row[1] for row in rows]).astype(np.float32, copy=False)
+        results = []
+        for embedding in embeddings:
+            similarities = cosine_similarities(matrix, np.asarray(embedding, dtype=np.float32))
+            order = np.lexsort((ids, -similarities))[:limit]
+            results.append([VectorMatch(memory_id=int(ids[i]), similarity=float(similarities[i])) for i in order])
+        return results
+
 
 def cosine_similarities(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)

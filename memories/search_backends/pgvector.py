@@ -29,6 +29,30 @@ class PgVectorSearch(SearchBackend):
         plan = self.choose_plan(user_id)
         return self.search_with_plan(plan, embedding, user_id, sectors, limit)
 
+    def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
+        """All query vectors in one statement on the exact plan (the user's rows are read once)."""
+        if not embeddings:
+            return []
+        if self.choose_plan(user_id) != "exact":
+            return super().search_many(embeddings, user_id, limit)
+        vectors = [Vector._to_db(np.asarray(embedding, dtype=np.float32)) for embedding in embeddings]
+        sql = (
+            f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
+            "WHERE user_id = %s AND superseded_by_id IS NULL), "
+            "queries AS (SELECT position, query::vector AS query FROM unnest(%s::text[]) WITH ORDINALITY "
+            "AS given(query, position)) "
+            "SELECT queries.position, best.id, best.distance FROM queries CROSS JOIN LATERAL "
+            "(SELECT id, embedding <=> queries.query AS distance FROM candidates ORDER BY distance, id LIMIT %s) best "
+            "ORDER BY queries.position, best.distance, best.id"
+        )
+        results: list[list[VectorMatch]] = [[] for _ in embeddings]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+            cursor.execute(sql, [user_id, vectors, limit])
+            for position, memory_id, distance in cursor.fetchall():
+                results[position - 1].append(VectorMatch(memory_id=memory_id, similarity=1.0 - float(distance)))
+        return results
+
     @staticmethod
     def choose_plan(user_id: str) -> str:
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES

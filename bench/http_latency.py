@@ -1,0 +1,301 @@
+"""HTTP latency and throughput of the memory query tool and the conversation-initiation webhook.
+
+    .venv/bin/python bench/http_latency.py                  # both stacks, 100k memories, 1/8/32 clients
+    .venv/bin/python bench/http_latency.py --stack production --duration 20
+    .venv/bin/python bench/http_latency.py --tiny           # seconds; what the test suite runs
+
+gunicorn with 2 sync workers serves the project; wrk (Debian package `wrk`) drives it from this machine.
+Data: 1,000 users x 80 synthetic memories plus one heavy user of 20,000 (100,000 memories), a caller
+identity per user, the embedding cache warm for every query text and prewarm query (as in production after
+a few calls). Production stack: PostgreSQL + pgvector (BENCH_DATABASE_URL, default the
+`memoryplatform_bench` database, whose memories are replaced) and Redis (BENCH_REDIS_URL, default database
+12, flushed). Embedded stack: SQLite and the local LRU cache in a temporary folder.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE = "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform_bench"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/12"
+SECRET = "bench-secret"
+QUERIES = [
+    "billing problems",
+    "contact preference",
+    "what did we talk about last time",
+    "family members",
+    "upcoming travel plans",
+    "complaints about the service",
+    "favourite products",
+    "address and location",
+    "how they feel about the last call",
+    "support history",
+]
+WRK_SCRIPT = """
+local bodies = {BODIES}
+local counter = 0
+request = function()
+  counter = counter + 1
+  return wrk.format("POST", "{PATH}", {["Content-Type"] = "application/json", ["X-Memory-Secret"] = "{SECRET}"},
+                    bodies[(counter % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout
+  io.write(string.format("RESULT %d %.6f %.3f %.3f %.3f %d\\n", summary.requests, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000, errors))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stack_env(stack: str, data_dir: Path, database_url: str, redis_url: str) -> dict:
+    env = {
+        **{key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")},
+        "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
+        "READ_DOTENV": "0",
+        "DEBUG": "0",
+        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "LOG_LEVEL": "WARNING",
+        "DATA_DIR": str(data_dir),
+        "TASKS_IN_PROCESS_WORKER": "0",
+        "ELEVENLABS_TOOL_SECRETS": SECRET,
+        "ELEVENLABS_INITIATION_SECRETS": SECRET,
+    }
+    if stack == "production":
+        env.update({"DATABASE_URL": database_url, "REDIS_URL": redis_url})
+    return env
+
+
+def prepare(stack: str, env: dict, users: int, per_user: int, heavy: int) -> None:
+    """Load the data and warm the cache, in a child process set up exactly like the server."""
+    code = f"""
+import sys; sys.path.insert(0, {str(ROOT)!r})
+import django; django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.db import connection
+from bench.synthetic import HEAVY_USER, Population, load, load_with_orm, phone_number
+from embeddings.cache import get_embedding_cache
+from embeddings.generation import generate_embeddings_batch
+from embeddings.prewarm import prewarm_queries
+from memories.models import CallerIdentity
+population = Population(users={users}, per_user={per_user}, heavy={heavy})
+if connection.vendor == "postgresql":
+    from django.db import connection as c
+    with c.cursor() as cursor:
+        cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
+    seconds = load({env.get("DATABASE_URL", "")!r}, population)
+    with c.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '1GB'")
+        cursor.execute("CREATE INDEX memory_embedding_hnsw ON memories_memory USING hnsw "
+                       "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
+        cursor.execute("ANALYZE memories_memory")
+else:
+    seconds = load_with_orm(population)
+CallerIdentity.objects.all().delete()
+CallerIdentity.objects.bulk_create(
+    [CallerIdentity(phone_number=phone_number(i), user_id=user) for i, user in enumerate(population.user_ids())]
+    + [CallerIdentity(phone_number=phone_number(9999), user_id=HEAVY_USER)]
+)
+get_embedding_cache().clear()
+generate_embeddings_batch({QUERIES!r})
+prewarm_queries()
+print(f"loaded {{population.total}} memories in {{seconds:.1f}} s")
+"""
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "memoryplatform.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("gunicorn did not become ready")
+
+
+def run_wrk(port: int, path: str, bodies: list[str], clients: int, seconds: float) -> dict:
+    script = WRK_SCRIPT.replace("{BODIES}", "{" + ", ".join(json.dumps(body) for body in bodies) + "}")
+    script = script.replace("{PATH}", path).replace("{SECRET}", SECRET)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        command = [
+            "wrk",
+            "-t",
+            str(min(clients, 2)),
+            "-c",
+            str(clients),
+            "-d",
+            f"{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            handle.name,
+            f"http://127.0.0.1:{port}",
+        ]
+        finished = subprocess.run(command, capture_output=True, text=True)
+        if finished.returncode != 0:
+            raise RuntimeError(f"wrk failed: {finished.stderr or finished.stdout}")
+        output = finished.stdout
+    finally:
+        os.unlink(handle.name)
+    match = re.search(r"RESULT (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", output)
+    if not match:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    requests, duration, p50, p95, p99, errors = match.groups()
+    return {
+        "requests": int(requests),
+        "rps": int(requests) / float(duration),
+        "p50": float(p50),
+        "p95": float(p95),
+        "p99": float(p99),
+        "errors": int(errors),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", choices=["both", "production", "embedded"], default="both")
+    parser.add_argument("--clients", default="1,8,32")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--users", type=int, default=1000)
+    parser.add_argument("--per-user", type=int, default=80)
+    parser.add_argument("--heavy", type=int, default=20_000)
+    parser.add_argument("--tiny", action="store_true", help="20 users x 10 + heavy 200, 1 client, 1 s")
+    args = parser.parse_args()
+    if args.tiny:
+        args.users, args.per_user, args.heavy, args.clients, args.duration = 20, 10, 200, "1", 1.0
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk (scripts/install-services does it)")
+    clients = [int(value) for value in args.clients.split(",")]
+    stacks = ["production", "embedded"] if args.stack == "both" else [args.stack]
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE + ("_tiny" if args.tiny else ""))
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
+
+    normal_bodies = [
+        json.dumps({"query": QUERIES[i % len(QUERIES)], "user_id": f"user-{(i * 37) % args.users:05d}", "limit": 5})
+        for i in range(200)
+    ]
+    heavy_bodies = [json.dumps({"query": query, "user_id": "heavy-user", "limit": 5}) for query in QUERIES]
+    initiation_bodies = [
+        json.dumps(
+            {
+                "caller_id": f"+1612555{(i * 37) % args.users:04d}",
+                "agent_id": "agent_bench",
+                "called_number": "+18005550199",
+                "call_sid": f"CA{i}",
+            }
+        )
+        for i in range(200)
+    ]
+    scenarios = [
+        ("memory query", "ordinary user", "/tools/memory-query", normal_bodies, clients),
+        ("memory query", "heavy user", "/tools/memory-query", heavy_bodies, clients),
+        (
+            "conversation initiation",
+            "ordinary user",
+            "/webhooks/elevenlabs/conversation-initiation",
+            initiation_bodies,
+            clients,
+        ),
+    ]
+    results = []
+    for stack in stacks:
+        if stack == "production":
+            _ensure_database(database_url)
+        data_dir = Path(tempfile.mkdtemp(prefix=f"bench-http-{stack}-"))
+        env = stack_env(stack, data_dir, database_url, redis_url)
+        if stack == "production":
+            import redis
+
+            redis.Redis.from_url(redis_url).flushdb()
+        started = time.perf_counter()
+        prepare(stack, env, args.users, args.per_user, args.heavy)
+        print(f"{stack}: prepared in {time.perf_counter() - started:.0f} s", flush=True)
+        process, port = start_gunicorn(env, args.workers)
+        try:
+            for endpoint, who, path, bodies, client_counts in scenarios:
+                run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
+                for count in client_counts:
+                    result = run_wrk(port, path, bodies, count, args.duration)
+                    results.append((stack, endpoint, who, count, result))
+                    print(
+                        f"{stack} | {endpoint} | {who} | {count} clients | p95 {result['p95']:.2f} ms | "
+                        f"{result['rps']:.0f} req/s",
+                        flush=True,
+                    )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    total = args.users * args.per_user + args.heavy
+    print()
+    print(
+        f"{total:,} memories ({args.users:,} users x {args.per_user} + one heavy user of {args.heavy:,}); "
+        f"gunicorn {args.workers} sync workers; wrk, {args.duration:g} s per row; warm embedding cache"
+    )
+    print()
+    print("| stack | endpoint | user | clients | p50 ms | p95 ms | p99 ms | req/s | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for stack, endpoint, who, count, result in results:
+        print(
+            f"| {stack} | {endpoint} | {who} | {count} | {result['p50']:.2f} | {result['p95']:.2f} | "
+            f"{result['p99']:.2f} | {result['rps']:.0f} | {result['errors']} |"
+        )
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+
+
+if __name__ == "__main__":
+    main()
