@@ -30,6 +30,14 @@ FILLER = re.compile(
     r"uh+|um+|hmm+|right|great|cool|perfect|alright|got it|sounds good|of course)[\s.!,]*$",
     re.IGNORECASE,
 )
+# Short reactions ("Wow, nice job!", "I understand, Joanna.") carry no fact about the caller; stored, they
+# match every question that names the person and crowd out real memories (measured on LoCoMo).
+PLEASANTRY = re.compile(
+    r"^(wow|oh|aw+|nice|great|awesome|amazing|cool|congrat\w*|thanks?|thank you|i understand|i see|i know|"
+    r"i agree|i bet|that's|that is|sounds|good (job|luck)|well done|so (cool|nice|great)|me too|same)\b",
+    re.IGNORECASE,
+)
+PLEASANTRY_MAX_WORDS = 6
 MIN_WORDS = 3
 CALLER_ROLE = "user"
 
@@ -39,7 +47,10 @@ def memorable_sentences(message: str) -> list[str]:
     kept = []
     for sentence in SENTENCE_END.split(message.strip()):
         sentence = sentence.strip()
-        if not sentence or FILLER.match(sentence) or len(sentence.split()) < MIN_WORDS:
+        words = len(sentence.split())
+        if not sentence or FILLER.match(sentence) or words < MIN_WORDS:
+            continue
+        if words <= PLEASANTRY_MAX_WORDS and PLEASANTRY.match(sentence):
             continue
         personal = FIRST_PERSON.search(sentence)
         notable = MEMORABLE.search(sentence)

@@ -113,6 +113,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
 EMBEDDING_CACHE_REDIS_URL = env_str("EMBEDDING_CACHE_REDIS_URL") or REDIS_URL
+# Set when EMBEDDING_CACHE_REDIS_URL names a Redis database used by nothing else (docker-compose does this):
+# the entry count is then DBSIZE instead of a SCAN over the keys.
+EMBEDDING_CACHE_REDIS_DEDICATED = env_bool("EMBEDDING_CACHE_REDIS_DEDICATED", default=False)
 EMBEDDING_CACHE_TTL = env_int("EMBEDDING_CACHE_TTL", 24 * 3600, minimum=0)
 EMBEDDING_CACHE_MAX_ENTRIES = env_int("EMBEDDING_CACHE_MAX_ENTRIES", 100_000, minimum=1)
 CACHE_SOCKET_TIMEOUT = env_float("CACHE_SOCKET_TIMEOUT", 0.25, minimum=0.01)
@@ -145,6 +148,7 @@ if REDIS_URL:
                 # Values are float32 bytes; this serializer refuses anything else, so nothing read back
                 # from Redis is ever unpickled.
                 "SERIALIZER": "embeddings.cache_backends.serializers.RawBytesSerializer",
+                "DEDICATED_DB": EMBEDDING_CACHE_REDIS_DEDICATED,
             },
         },
     }
@@ -204,7 +208,7 @@ MEMORY_SCORE_WEIGHTS = {
 MEMORY_RECENCY_HALF_LIFE_DAYS = env_float("MEMORY_RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01)
 MEMORY_LINK_ATTENUATION = env_float("MEMORY_LINK_ATTENUATION", 0.5, minimum=0)
 MEMORY_CANDIDATE_FACTOR = env_int("MEMORY_CANDIDATE_FACTOR", 3, minimum=1)
-MEMORY_REINFORCE_STEP = env_float("MEMORY_REINFORCE_STEP", 0.05, minimum=0)
+MEMORY_REINFORCE_STEP = env_float("MEMORY_REINFORCE_STEP", 0.02, minimum=0)
 MEMORY_REINFORCE_CAP = env_float("MEMORY_REINFORCE_CAP", 0.9, minimum=0)
 MEMORY_DEDUPE_SIMILARITY = env_float("MEMORY_DEDUPE_SIMILARITY", 0.95, minimum=0)
 MEMORY_LINK_SIMILARITY = env_float("MEMORY_LINK_SIMILARITY", 0.75, minimum=0)

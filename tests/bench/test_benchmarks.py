@@ -28,3 +28,29 @@ def test_vector_search_benchmark_tiny():
     output = run_benchmark("bench/vector_search.py", "--tiny")
     assert "| heavy (300) |" in output
     assert "recall@10" in output
+
+
+def embedded_env() -> dict:
+    return {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
+
+
+def test_http_latency_benchmark_tiny_embedded():
+    result = subprocess.run(
+        [sys.executable, "bench/http_latency.py", "--tiny", "--stack", "embedded"],
+        cwd=ROOT,
+        env=embedded_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| embedded | memory query | heavy user | 1 |" in result.stdout
+    assert "| embedded | conversation initiation | ordinary user | 1 |" in result.stdout
+
+
+@pytest.mark.postgres
+def test_http_latency_benchmark_tiny_production():
+    output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "production")
+    rows = [line for line in output.splitlines() if line.startswith("| production |")]
+    assert len(rows) == 3
+    assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"

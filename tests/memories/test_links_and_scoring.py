@@ -106,9 +106,9 @@ def test_reinforcement_is_capped_and_never_saturates(settings):
     for _ in range(3):
         reinforce([memory.pk])
     memory.refresh_from_db()
-    assert 0.55 < memory.salience < 0.65, "a few hits nudge salience, they do not max it out"
+    assert 0.52 < memory.salience < 0.6, "a few hits nudge salience, they do not max it out"
     assert memory.access_count == 3
-    for _ in range(100):
+    for _ in range(200):
         reinforce([memory.pk])
     memory.refresh_from_db()
     assert memory.salience == pytest.approx(settings.MEMORY_REINFORCE_CAP)
