@@ -14,14 +14,14 @@ database is read or removed (no FLUSHDB).
 interleaved rounds (the order of the variants rotates on every text, the texts are shuffled every round),
 one call at a time:
   hit        - `generate_embedding(text)` on a hit: the whole public path (validation, key hashing, the
-               counted Lua lookup through django-redis, length check, numpy decode)
+               counted lookup through django-redis: MGET, hits counted in process, length check, numpy decode)
   bare GET   - `redis.Redis.get(raw_key)` of the same stored value with a plain redis-py client (same
                socket timeouts, same RESP parser): the floor any Redis cache pays
-  Lua lookup - `caches["embeddings"].get_many_counted([key])` alone: the counted lookup without the Python
+  counted lookup - `caches["embeddings"].get_many_counted([key])` alone: the counted lookup without the Python
                around it
-  prototypes - the hit path with the Lua script replaced by a MGET + HINCRBY pipeline, or by a plain MGET with
+  prototypes - the hit path with the lookup replaced by a MGET + HINCRBY pipeline, or by a plain MGET with
                the hit counted in process: not project code, measured to size the suggestions
-then the steps of the hit path one by one (where the time goes), the cost of counting (the same Lua script
+then the steps of the hit path one by one (where the time goes), the cost of counting (the same lookup
 with count=True and count=False, a plain MGET, and a MGET + HINCRBY pipeline, for 1 and 20 keys: all one
 round trip each), and the bytes
 per entry of our float32 codec against JSON and a pickled list, with Redis' `MEMORY USAGE` of each.
@@ -203,7 +203,7 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
         {
             "hit": lambda i: generate_embedding(texts[i]),
             "bare GET": lambda i: plain.get(raw_keys[i]),
-            "Lua lookup": lambda i: counted([keys[i]]),
+            "counted lookup": lambda i: counted([keys[i]]),
             "prototype: hit with a pipeline": lambda i: pipeline_hit(texts[i], prototype_stats),
             "prototype: hit counted in process": lambda i: deferred_hit(texts[i], pending),
         },
@@ -239,7 +239,7 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
         f"min {min(round_ratios):.2f}, max {max(round_ratios):.2f}) - {verdict} the target <= {TARGET_RATIO}"
     )
     print(
-        "prototypes (not project code, measured to size the suggestions; the same path with the Lua script "
+        "prototypes (not project code, measured to size the suggestions; the same path with the lookup "
         f"replaced by): a non-transactional MGET + HINCRBY pipeline {prototypes['prototype: hit with a pipeline']:.2f}"
         f"; a plain MGET, hits counted in process (flushed later) {prototypes['prototype: hit counted in process']:.2f}"
     )
@@ -248,13 +248,13 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
     print()
     print(
         "Inside Redis during those calls (INFO commandstats, server-wide: calls beyond the "
-        f"{calls:,} GETs and {2 * calls:,} EVALSHAs made here are other clients'; MGET and HINCRBY include the "
-        "prototype's and those run inside the script):"
+        f"{calls:,} GETs made here are other clients'; MGET and HINCRBY include the counted lookups' and the "
+        "prototypes'):"
     )
     print()
     print("| command | calls | server µs per call |")
     print("|---|---|---|")
-    for command in ("get", "evalsha", "mget", "hincrby"):
+    for command in ("get", "mget", "hincrby"):
         count, usec = server.get(command, (0, 0))
         print(f"| {command.upper()} | {count:,} | {usec / count if count else 0:.2f} |")
 
@@ -266,7 +266,7 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
         "get_provider()": lambda i: get_provider(),
         "cache key (sha256)": lambda i: cache_key_for(texts[i], provider),
         "get_embedding_cache()": lambda i: get_embedding_cache(),
-        "EmbeddingCache.lookup (fail_open + Lua)": lambda i: cache.lookup({keys[i]: texts[i]}),
+        "EmbeddingCache.lookup (fail_open + MGET)": lambda i: cache.lookup({keys[i]: texts[i]}),
         "  of which caches[alias]": lambda i: cache.backend,
         "  of which make_key": lambda i: str(backend.client.make_key(keys[i])),
         "  of which get_client": lambda i: backend.redis(),
@@ -291,15 +291,14 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
     print("The cost of counting (one round trip each; medians, interleaved):")
     print()
     print(
-        "| keys per lookup | Lua count=True µs | Lua count=False µs | plain MGET µs | pipeline MGET+HINCRBY µs "
-        "| counting costs (Lua) | Lua count=True / MGET | EVALSHA server µs |"
+        "| keys per lookup | count=True µs | count=False µs | plain MGET µs | pipeline MGET+HINCRBY µs "
+        "| counting costs | count=True / MGET |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     pipeline_stats = f"{prefix}:bench-pipeline-stats"
     for width in (1, 20):
         windows = [[keys[(start + offset) % len(keys)] for offset in range(width)] for start in range(len(keys))]
         raw_windows = [[str(backend.client.make_key(key)) for key in window] for window in windows]
-        before = command_stats(plain)
         cost, _ = interleaved(
             {
                 "counted": lambda i, w=windows: counted(w[i], count=True),
@@ -311,14 +310,12 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
             max(1, args.rounds // 2),
             seed=3 + width,
         )
-        evalsha_calls, evalsha_usec = command_delta(before, command_stats(plain)).get("evalsha", (0, 0))
         with_count, without, mget, piped = (
             statistics.median(cost[name]) for name in ("counted", "uncounted", "mget", "pipeline")
         )
         print(
             f"| {width} | {with_count:.1f} | {without:.1f} | {mget:.1f} | {piped:.1f} | {with_count - without:+.1f} µs "
-            f"({100 * (with_count / without - 1):+.0f} %) | {with_count / mget:.2f}x "
-            f"| {evalsha_usec / max(1, evalsha_calls):.1f} |"
+            f"({100 * (with_count / without - 1):+.0f} %) | {with_count / mget:.2f}x |"
         )
     plain.delete(pipeline_stats)
 
@@ -370,7 +367,7 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
 
 
 def pipeline_hit(text: str, stats_key: str):
-    """Prototype, not project code: `generate_embedding` on a hit with the Lua script replaced by a pipeline."""
+    """Prototype, not project code: `generate_embedding` on a hit with the lookup replaced by a pipeline."""
     from embeddings.cache import get_embedding_cache
     from embeddings.codec import decode_vector, is_valid_vector_bytes
     from embeddings.generation import cache_key_for, validate_text
@@ -408,7 +405,7 @@ def deferred_hit(text: str, pending: "Counter[str]"):
 
 
 def counted_pipeline(client, raw_keys: list[str], stats_key: str) -> list:
-    """A counted lookup without Lua (an alternative, measured for comparison): MGET and HINCRBY in one
+    """A counted lookup as one pipeline (an alternative, measured for comparison): MGET and HINCRBY in one
     non-transactional pipeline, one round trip."""
     pipeline = client.pipeline(transaction=False)
     pipeline.mget(raw_keys)

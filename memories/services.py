@@ -22,6 +22,8 @@ from memories.sectors import classify_query_sectors
 
 logger = logging.getLogger(__name__)
 
+SAME_CALL_WINDOW = 2
+
 
 class MemoryInputError(ValueError):
     """The memory cannot be stored as given (empty text, too long, unknown sector); the API answers 400."""
@@ -109,12 +111,28 @@ def create_memories(
         for item, embedding in zip(items, embeddings, strict=True):
             results.append(_store_one(user_id, item, embedding, model))
         if link_together:
-            created = [result.memory for result in results]
-            for index, first in enumerate(created):
-                for second in created[index + 1 :]:
-                    if first.pk != second.pk:
-                        link_memories(first, second, weight=0.5, reason=MemoryLink.Reason.SAME_CALL)
+            link_same_call([result.memory for result in results])
     return results
+
+
+def link_same_call(memories: Sequence[Memory]) -> int:
+    """Link memories said in the same call to the next SAME_CALL_WINDOW ones (co-occurrence), in one insert.
+
+    A window rather than every pair: a call of 40 memories gets about 80 links instead of 780, and one hop
+    from any memory still reaches what was said around it.
+    """
+    pairs = set()
+    for index, first in enumerate(memories):
+        for second in memories[index + 1 : index + 1 + SAME_CALL_WINDOW]:
+            if first.pk != second.pk:
+                low, high = sorted((first, second), key=lambda memory: memory.pk)
+                pairs.add((low, high))
+    links = [
+        MemoryLink(from_memory=low, to_memory=high, weight=0.5, reason=MemoryLink.Reason.SAME_CALL, user_id=low.user_id)
+        for low, high in sorted(pairs, key=lambda pair: (pair[0].pk, pair[1].pk))
+    ]
+    MemoryLink.objects.bulk_create(links, ignore_conflicts=True)
+    return len(links)
 
 
 def _store_one(user_id: str, item: NewMemory, embedding: np.ndarray, model: str) -> StoredMemory:

@@ -54,3 +54,17 @@ def test_http_latency_benchmark_tiny_production():
     rows = [line for line in output.splitlines() if line.startswith("| production |")]
     assert len(rows) == 3
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
+
+
+def test_ingestion_benchmark_tiny_embedded():
+    result = subprocess.run(
+        [sys.executable, "bench/ingestion.py", "--tiny"],
+        cwd=ROOT,
+        env=embedded_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| events processed per second, one worker |" in result.stdout
+    assert "| 200 to searchable, p50 / max over 2 events" in result.stdout
