@@ -198,6 +198,7 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on PostgreSQL, exact numpy otherwise
 MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
+MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum=0)
 MEMORY_SCORE_WEIGHTS = {
     "similarity": env_float("MEMORY_WEIGHT_SIMILARITY", 0.70, minimum=0),
     "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.15, minimum=0),

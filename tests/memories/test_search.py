@@ -99,6 +99,7 @@ def test_both_pgvector_plans_agree_with_exact_search(population, settings):
 def test_plan_is_chosen_by_the_users_memory_count(population, settings):
     from memories.search_backends.pgvector import PgVectorSearch
 
+    settings.MEMORY_PLAN_CACHE_SECONDS = 0  # decide afresh on every call
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 40
     assert PgVectorSearch.choose_plan("alice") == "hnsw"
     assert PgVectorSearch.choose_plan("carol") == "exact"
