@@ -90,6 +90,10 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Short OLTP queries only: JIT compilation (triggered by pgvector's high cost estimates) costs more
+        # than the queries themselves (docs/benchmarks.md).
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -71,8 +71,7 @@ class PgVectorSearch(SearchBackend):
             "ORDER BY queries.position, best.distance, best.id"
         )
         results: list[list[VectorMatch]] = [[] for _ in embeddings]
-        with transaction.atomic(), vector_cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
+        with vector_cursor() as cursor:
             cursor.execute(sql, [user_id, vectors, limit], binary=True)
             for position, memory_id, distance in cursor.fetchall():
                 results[position - 1].append(VectorMatch(memory_id=memory_id, similarity=1.0 - float(distance)))
@@ -122,8 +121,7 @@ class PgVectorSearch(SearchBackend):
                 "SELECT id, embedding <=> %s AS distance FROM candidates ORDER BY distance, id LIMIT %s"
             )
             params = [user_id, *sector_params, vector, limit]
-            with transaction.atomic(), vector_cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off")
+            with vector_cursor() as cursor:
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
         else:
@@ -136,10 +134,9 @@ class PgVectorSearch(SearchBackend):
                 cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
                 cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.MEMORY_HNSW_EF_SEARCH, limit))}")
                 # With a selective user filter the planner prefers the btree plus a sort; this plan exists to
-                # walk the HNSW index instead. Its cost estimate is high enough to trigger JIT compilation,
-                # which costs more than the query itself.
+                # walk the HNSW index instead. (JIT, which its cost estimate would trigger, is off for the
+                # whole connection: see DATABASES in settings.)
                 cursor.execute("SET LOCAL enable_sort = off")
-                cursor.execute("SET LOCAL jit = off")
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order
