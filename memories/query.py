@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from embeddings.generation import generate_embedding
-from memories.scoring import ScoredMemory, rank, reinforce
+from memories.reinforcement import buffer as reinforcements
+from memories.scoring import ScoredMemory, rank
 from memories.search import expand_via_links, validate_sectors, vector_search
 from memories.sectors import SectorGuess, classify_query_sectors
 
@@ -30,7 +31,8 @@ def query_memories(
     """The `limit` best memories of `user_id` for `query`, ranked by the score blend (memories.scoring).
 
     Embeds the query through the cache, searches MEMORY_CANDIDATE_FACTOR x `limit` candidates (only this
-    user's, only `sectors` when given), adds memories one link away, ranks, and reinforces what it returns.
+    user's, only `sectors` when given), adds memories one link away, ranks, and reinforces what it returns
+    (applied in the background, memories.reinforcement).
     `timings_ms` has the embed, search and expand times (the Server-Timing header shows them).
     """
     sectors = validate_sectors(sectors)
@@ -52,9 +54,7 @@ def query_memories(
     timings["expand"] = _ms_since(started)
 
     if reinforce_results:
-        started = time.perf_counter()
-        reinforce([item.memory.pk for item in ranked])
-        timings["reinforce"] = _ms_since(started)
+        reinforcements.add([item.memory.pk for item in ranked])
     return QueryResult(memories=ranked, guess=guess, timings_ms=timings)
 
 

@@ -69,20 +69,23 @@ def rank(
     return sorted(items, key=lambda item: (-item.score, item.memory.pk))
 
 
-def reinforce(memory_ids: list[int]) -> int:
-    """Record a retrieval: bump the access count and recency, and move salience a step towards the cap.
+def reinforce(memory_ids: list[int], times: int = 1) -> int:
+    """Record `times` retrievals of each memory: bump the access count and recency, and move salience
+    towards the cap.
 
-    salience += MEMORY_REINFORCE_STEP * (1 - salience), never above MEMORY_REINFORCE_CAP (0.9) and never
-    lowered: from 0.5 it takes about 34 retrievals to reach 0.75 and it never saturates at 1.0.
-    One UPDATE for all of them, committed without waiting for the WAL flush (see relaxed_commit).
+    Per retrieval salience += MEMORY_REINFORCE_STEP * (1 - salience), never above MEMORY_REINFORCE_CAP (0.9)
+    and never lowered: from 0.5 it takes about 34 retrievals to reach 0.75 and it never saturates at 1.0.
+    `times` retrievals at once apply the same steps in closed form. One UPDATE for all of them, committed
+    without waiting for the WAL flush (see relaxed_commit).
     """
-    if not memory_ids:
+    if not memory_ids or times < 1:
         return 0
     step, cap = settings.MEMORY_REINFORCE_STEP, settings.MEMORY_REINFORCE_CAP
-    boosted = Least(Value(cap), F("salience") + Value(step) * (Value(1.0) - F("salience")))
+    remaining = (1.0 - step) ** times  # 1 - salience shrinks by this factor
+    boosted = Least(Value(cap), Value(1.0) - (Value(1.0) - F("salience")) * Value(remaining))
     with relaxed_commit():
         return Memory.objects.filter(pk__in=memory_ids).update(
-            access_count=F("access_count") + 1,
+            access_count=F("access_count") + times,
             last_accessed_at=timezone.now(),
             salience=Greatest(F("salience"), boosted),
         )

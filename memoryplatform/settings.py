@@ -215,6 +215,8 @@ MEMORY_LINK_ATTENUATION = env_float("MEMORY_LINK_ATTENUATION", 0.5, minimum=0)
 MEMORY_CANDIDATE_FACTOR = env_int("MEMORY_CANDIDATE_FACTOR", 3, minimum=1)
 MEMORY_REINFORCE_STEP = env_float("MEMORY_REINFORCE_STEP", 0.02, minimum=0)
 MEMORY_REINFORCE_CAP = env_float("MEMORY_REINFORCE_CAP", 0.9, minimum=0)
+# Reinforcement of retrieved memories is applied in the background every this many seconds (0: in the request).
+MEMORY_REINFORCE_DELAY_SECONDS = env_float("MEMORY_REINFORCE_DELAY_SECONDS", 1.0, minimum=0)
 MEMORY_DEDUPE_SIMILARITY = env_float("MEMORY_DEDUPE_SIMILARITY", 0.95, minimum=0)
 MEMORY_LINK_SIMILARITY = env_float("MEMORY_LINK_SIMILARITY", 0.75, minimum=0)
 MEMORY_LINKS_PER_MEMORY = env_int("MEMORY_LINKS_PER_MEMORY", 3, minimum=0)

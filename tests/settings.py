@@ -12,6 +12,8 @@ os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memoryplatform-tests-"))
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("TASKS_IN_PROCESS_WORKER", "0")  # tests run the worker explicitly
+# Reinforce in the request: no background thread outliving a test (tests/memories covers the buffer itself).
+os.environ.setdefault("MEMORY_REINFORCE_DELAY_SECONDS", "0")
 
 from memoryplatform.settings import *  # noqa: F403
 from memoryplatform.settings import DATA_DIR, DATABASES

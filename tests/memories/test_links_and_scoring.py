@@ -128,3 +128,26 @@ def test_query_reinforces_only_what_it_returns():
     assert Memory.objects.get(pk=returned.pk).access_count == 1
     assert Memory.objects.get(pk=untouched.pk).access_count == 0
     assert set(result.timings_ms) >= {"embed", "search", "expand"}
+
+
+def test_reinforcement_in_the_background_is_applied_by_the_buffer(settings):
+    from memories.reinforcement import ReinforcementBuffer
+
+    settings.MEMORY_REINFORCE_DELAY_SECONDS = 60  # the thread will not flush during the test
+    memory = make_memory("alice", "often asked", salience=0.5)
+    other = make_memory("alice", "asked once", salience=0.5)
+    buffer = ReinforcementBuffer()
+    try:
+        buffer.add([memory.pk, other.pk])
+        buffer.add([memory.pk])
+        buffer.add([memory.pk])
+        assert Memory.objects.get(pk=memory.pk).access_count == 0, "nothing written in the request"
+        assert buffer.flush() == 2
+    finally:
+        buffer.stop()
+    memory.refresh_from_db()
+    other.refresh_from_db()
+    assert (memory.access_count, other.access_count) == (3, 1)
+    step = settings.MEMORY_REINFORCE_STEP
+    assert memory.salience == pytest.approx(1 - 0.5 * (1 - step) ** 3)
+    assert other.salience == pytest.approx(1 - 0.5 * (1 - step))

@@ -1,0 +1,81 @@
+"""Retrieval reinforcement off the request path.
+
+A memory query records which memories it returned here; a background thread of the process applies them
+every MEMORY_REINFORCE_DELAY_SECONDS in as few UPDATEs as there are distinct hit counts. The query's answer
+does not wait for the write (about a quarter of a memory query's time on PostgreSQL). A crash loses at most
+that last interval of reinforcement, which is bookkeeping, never a memory. With a delay of 0 the update
+runs in the request, as before.
+"""
+
+import atexit
+import logging
+import threading
+from collections import Counter, defaultdict
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from memories.scoring import reinforce
+
+logger = logging.getLogger(__name__)
+
+
+class ReinforcementBuffer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[int] = Counter()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def add(self, memory_ids: list[int]) -> None:
+        if not memory_ids:
+            return
+        if settings.MEMORY_REINFORCE_DELAY_SECONDS <= 0:
+            reinforce(memory_ids)
+            return
+        with self._lock:
+            self._counts.update(memory_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="reinforcement", daemon=True)
+                self._thread.start()
+
+    def flush(self) -> int:
+        """Apply everything recorded so far; returns how many memories were updated."""
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+        by_times: dict[int, list[int]] = defaultdict(list)
+        for memory_id, times in counts.items():
+            by_times[times].append(memory_id)
+        return sum(reinforce(ids, times=times) for times, ids in sorted(by_times.items()))
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        from django.db import connections
+
+        try:
+            while not self._stop.wait(settings.MEMORY_REINFORCE_DELAY_SECONDS):
+                try:
+                    close_old_connections()
+                    self.flush()
+                except Exception:
+                    logger.exception("reinforcement flush failed")
+        finally:
+            connections.close_all()
+
+
+buffer = ReinforcementBuffer()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    try:
+        buffer.flush()
+    except Exception:
+        logger.warning("reinforcements lost at exit", exc_info=True)
