@@ -7,7 +7,11 @@
 gunicorn with 2 sync workers serves the project; wrk (Debian package `wrk`) drives it from this machine.
 Data: 1,000 users x 80 synthetic memories plus one heavy user of 20,000 (100,000 memories), a caller
 identity per user, the embedding cache warm for every query text and prewarm query (as in production after
-a few calls). Production stack: PostgreSQL + pgvector (BENCH_DATABASE_URL, default the
+a few calls). On PostgreSQL the memories are texts drawn from each user's topics and embedded by the local
+provider, and each query is three words of one of the user's topics, so queries land near the user's
+memories as real ones do (HNSW behaves very differently on queries unrelated to the data); on the
+embedded stack synthetic vectors are loaded (the exact numpy search costs the same whatever they hold).
+Production stack: PostgreSQL + pgvector (BENCH_DATABASE_URL, default the
 `memoryplatform_bench` database, whose memories are replaced) and Redis (BENCH_REDIS_URL, default database
 12, flushed). Embedded stack: SQLite and the local LRU cache in a temporary folder.
 """
@@ -25,24 +29,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DATABASE = "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/12"
 SECRET = "bench-secret"
-QUERIES = [
-    "billing problems",
-    "contact preference",
-    "what did we talk about last time",
-    "family members",
-    "upcoming travel plans",
-    "complaints about the service",
-    "favourite products",
-    "address and location",
-    "how they feel about the last call",
-    "support history",
-]
 WRK_SCRIPT = """
 local bodies = {BODIES}
 local counter = 0
@@ -86,7 +80,7 @@ def stack_env(stack: str, data_dir: Path, database_url: str, redis_url: str) -> 
     return env
 
 
-def prepare(stack: str, env: dict, users: int, per_user: int, heavy: int) -> None:
+def prepare(stack: str, env: dict, users: int, per_user: int, heavy: int, queries: list[str]) -> None:
     """Load the data and warm the cache, in a child process set up exactly like the server."""
     code = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r})
@@ -94,7 +88,7 @@ import django; django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from django.db import connection
-from bench.synthetic import HEAVY_USER, Population, load, load_with_orm, phone_number
+from bench.synthetic import HEAVY_USER, Population, load_texts, load_with_orm, phone_number
 from embeddings.cache import get_embedding_cache
 from embeddings.generation import generate_embeddings_batch
 from embeddings.prewarm import prewarm_queries
@@ -104,7 +98,7 @@ if connection.vendor == "postgresql":
     from django.db import connection as c
     with c.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
-    seconds = load({env.get("DATABASE_URL", "")!r}, population)
+    seconds = load_texts({env.get("DATABASE_URL", "")!r}, population)
     with c.cursor() as cursor:
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute("CREATE INDEX memory_embedding_hnsw ON memories_memory USING hnsw "
@@ -118,7 +112,7 @@ CallerIdentity.objects.bulk_create(
     + [CallerIdentity(phone_number=phone_number(9999), user_id=HEAVY_USER)]
 )
 get_embedding_cache().clear()
-generate_embeddings_batch({QUERIES!r})
+generate_embeddings_batch({queries!r})
 prewarm_queries()
 print(f"loaded {{population.total}} memories in {{seconds:.1f}} s")
 """
@@ -215,11 +209,18 @@ def main() -> None:
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE + ("_tiny" if args.tiny else ""))
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS)
 
+    from bench.synthetic import HEAVY_USER, TextSpace
+
+    text_space, rng = TextSpace(42), np.random.default_rng(11)
+    normal_users = [f"user-{(i * 37) % args.users:05d}" for i in range(200)]
     normal_bodies = [
-        json.dumps({"query": QUERIES[i % len(QUERIES)], "user_id": f"user-{(i * 37) % args.users:05d}", "limit": 5})
-        for i in range(200)
+        json.dumps({"query": text_space.query_text(user, rng), "user_id": user, "limit": 5}) for user in normal_users
     ]
-    heavy_bodies = [json.dumps({"query": query, "user_id": "heavy-user", "limit": 5}) for query in QUERIES]
+    heavy_bodies = [
+        json.dumps({"query": text_space.query_text(HEAVY_USER, rng), "user_id": HEAVY_USER, "limit": 5})
+        for _ in range(50)
+    ]
+    query_texts = [json.loads(body)["query"] for body in normal_bodies + heavy_bodies]
     initiation_bodies = [
         json.dumps(
             {
@@ -253,7 +254,7 @@ def main() -> None:
 
             redis.Redis.from_url(redis_url).flushdb()
         started = time.perf_counter()
-        prepare(stack, env, args.users, args.per_user, args.heavy)
+        prepare(stack, env, args.users, args.per_user, args.heavy, query_texts)
         print(f"{stack}: prepared in {time.perf_counter() - started:.0f} s", flush=True)
         process, port = start_gunicorn(env, args.workers)
         try:

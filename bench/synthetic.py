@@ -174,3 +174,92 @@ def load_with_orm(population: Population, batch_size: int = 2000) -> float:
 def phone_number(index: int) -> str:
     """A valid North American number per synthetic user (E.164)."""
     return f"+1612555{index:04d}"
+
+
+SYLLABLES = ["ka", "lo", "mi", "ren", "tas", "vo", "pel", "qu", "dan", "sor", "bi", "neth", "gra", "ul", "fex", "zo"]
+WORDS_PER_TOPIC = 24
+
+
+class TextSpace:
+    """Synthetic memory *texts* per topic, embedded by the real local provider: queries written from a
+    user's topics then land near that user's memories, as real questions land near real memories."""
+
+    def __init__(self, seed: int):
+        rng = np.random.default_rng(seed)
+        self.topic_words = [
+            ["".join(rng.choice(SYLLABLES, rng.integers(2, 4))) for _ in range(WORDS_PER_TOPIC)] for _ in range(TOPICS)
+        ]
+        self.rng = np.random.default_rng(seed + 1)
+        self.topics = TopicSpace(seed)
+
+    def memory_text(self, user_id: str, index: int) -> str:
+        topic = self.topic_words[self.rng.choice(self.topics.user_topics(user_id))]
+        words = self.rng.choice(topic, self.rng.integers(6, 11))
+        return f"memory {index}: " + " ".join(words)
+
+    def query_text(self, user_id: str, rng: np.random.Generator) -> str:
+        topic = self.topic_words[rng.choice(self.topics.user_topics(user_id))]
+        return " ".join(rng.choice(topic, 3, replace=False))
+
+
+def load_texts(dsn: str, population: Population, table: str = "memories_memory") -> float:
+    """Like `load`, with memory texts embedded by the local provider instead of synthetic vectors."""
+    from embeddings.providers.local import LocalHashingProvider
+
+    started = time.perf_counter()
+    space = TextSpace(population.seed)
+    provider = LocalHashingProvider(dimensions=DIMENSIONS)
+    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
+    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        register_vector(connection)
+        connection.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
+        with connection.cursor() as cursor:
+            copy_sql = (
+                f"COPY {table} (user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, "
+                "created_at, last_accessed_at, access_count, source_conversation_id, source_turns, metadata) "
+                "FROM STDIN WITH (FORMAT BINARY)"
+            )
+            with cursor.copy(copy_sql) as copy:
+                copy.set_types(
+                    [
+                        "text",
+                        "text",
+                        "text",
+                        "text",
+                        "jsonb",
+                        "vector",
+                        "text",
+                        "float8",
+                        "timestamptz",
+                        "timestamptz",
+                        "int4",
+                        "text",
+                        "jsonb",
+                        "jsonb",
+                    ]
+                )
+                now = time.time()
+                for user_id, count in batches:
+                    for index in range(count):
+                        text = space.memory_text(user_id, index)
+                        moment = _timestamp(now - (index % 365) * 86400)
+                        copy.write_row(
+                            [
+                                user_id,
+                                text,
+                                hashlib.sha256(text.encode()).hexdigest(),
+                                "semantic",
+                                psycopg.types.json.Jsonb([]),
+                                provider.vector(text),
+                                "local-hash-v1",
+                                0.5,
+                                moment,
+                                moment,
+                                0,
+                                "",
+                                psycopg.types.json.Jsonb([]),
+                                psycopg.types.json.Jsonb({}),
+                            ]
+                        )
+    return time.perf_counter() - started
