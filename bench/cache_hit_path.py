@@ -156,6 +156,9 @@ def main() -> None:
         try:
             run(args, redis_url, prefix)
         finally:
+            from embeddings.cache_backends.redis import discard_pending_counts
+
+            discard_pending_counts()  # or the exit flush would write the stats hash back
             removed = backend.clear_embeddings()
             backend.redis().delete(backend.stats_key)
             print(f"\ncleaned up: {removed} embedding keys and the stats hash under `{prefix}:`")

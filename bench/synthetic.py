@@ -7,7 +7,6 @@ the same kind of structure it meets in production. Rows are loaded with binary C
 """
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 
@@ -64,65 +63,76 @@ class TopicSpace:
         return unit(chosen + 0.7 * subtopics + 0.45 * noise)
 
 
+COPY_COLUMNS = (
+    "user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, created_at, "
+    "last_accessed_at, access_count, source_conversation_id, source_turns, metadata"
+)
+COPY_TYPES = [
+    "text",
+    "text",
+    "text",
+    "text",
+    "jsonb",
+    "vector",
+    "text",
+    "float8",
+    "timestamptz",
+    "timestamptz",
+    "int4",
+    "text",
+    "jsonb",
+    "jsonb",
+]
+
+
+def copy_memories(dsn: str, rows, table: str = "memories_memory") -> None:
+    """Replace the table's rows with (user_id, text, vector, model) rows, by binary COPY."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        register_vector(connection)
+        connection.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
+        copy_sql = f"COPY {table} ({COPY_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)"
+        with connection.cursor() as cursor, cursor.copy(copy_sql) as copy:
+            copy.set_types(COPY_TYPES)
+            now = time.time()
+            for index, (user_id, text, vector, model) in enumerate(rows):
+                moment = _timestamp(now - (index % 365) * 86400)
+                copy.write_row(
+                    [
+                        user_id,
+                        text,
+                        hashlib.sha256(text.encode()).hexdigest(),
+                        "semantic",
+                        psycopg.types.json.Jsonb([]),
+                        vector,
+                        model,
+                        0.5,
+                        moment,
+                        moment,
+                        0,
+                        "",
+                        psycopg.types.json.Jsonb([]),
+                        psycopg.types.json.Jsonb({}),
+                    ]
+                )
+        connection.execute(f"ANALYZE {table}")
+
+
+def user_batches(population: Population) -> list[tuple[str, int]]:
+    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
+    return [*batches, (HEAVY_USER, population.heavy), *population.medium_users()]
+
+
 def load(dsn: str, population: Population, table: str = "memories_memory") -> float:
     """Replace the table's rows with the synthetic population; returns the seconds it took."""
     started = time.perf_counter()
     space = TopicSpace(population.seed)
-    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
-    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        register_vector(connection)
-        connection.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
-        with connection.cursor() as cursor:
-            copy_sql = (
-                f"COPY {table} (user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, "
-                "created_at, last_accessed_at, access_count, source_conversation_id, source_turns, metadata) "
-                "FROM STDIN WITH (FORMAT BINARY)"
-            )
-            with cursor.copy(copy_sql) as copy:
-                copy.set_types(
-                    [
-                        "text",
-                        "text",
-                        "text",
-                        "text",
-                        "jsonb",
-                        "vector",
-                        "text",
-                        "float8",
-                        "timestamptz",
-                        "timestamptz",
-                        "int4",
-                        "text",
-                        "jsonb",
-                        "jsonb",
-                    ]
-                )
-                now = time.time()
-                for user_id, count in batches:
-                    vectors = space.samples(space.user_topics(user_id), count)
-                    for index, vector in enumerate(vectors):
-                        text = f"synthetic memory {index} of {user_id}"
-                        moment = _timestamp(now - (index % 365) * 86400)
-                        copy.write_row(
-                            [
-                                user_id,
-                                text,
-                                hashlib.sha256(text.encode()).hexdigest(),
-                                "semantic",
-                                psycopg.types.json.Jsonb([]),
-                                vector,
-                                "synthetic",
-                                0.5,
-                                moment,
-                                moment,
-                                0,
-                                "",
-                                psycopg.types.json.Jsonb([]),
-                                psycopg.types.json.Jsonb({}),
-                            ]
-                        )
-        connection.execute(f"ANALYZE {table}")
+
+    def rows():
+        for user_id, count in user_batches(population):
+            for index, vector in enumerate(space.samples(space.user_topics(user_id), count)):
+                yield user_id, f"synthetic memory {index} of {user_id}", vector, "synthetic"
+
+    copy_memories(dsn, rows(), table)
     return time.perf_counter() - started
 
 
@@ -137,10 +147,6 @@ def _timestamp(seconds: float):
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def dumps(data: object) -> str:
-    return json.dumps(data, indent=2)
-
-
 def load_with_orm(population: Population, batch_size: int = 2000) -> float:
     """The same population through the ORM (any database, e.g. the embedded SQLite); returns seconds."""
     from memories.models import Memory
@@ -148,10 +154,8 @@ def load_with_orm(population: Population, batch_size: int = 2000) -> float:
     started = time.perf_counter()
     space = TopicSpace(population.seed)
     Memory.objects.all().delete()
-    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
-    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
     pending: list = []
-    for user_id, count in batches:
+    for user_id, count in user_batches(population):
         for index, vector in enumerate(space.samples(space.user_topics(user_id), count)):
             text = f"synthetic memory {index} of {user_id}"
             pending.append(
@@ -209,57 +213,12 @@ def load_texts(dsn: str, population: Population, table: str = "memories_memory")
     started = time.perf_counter()
     space = TextSpace(population.seed)
     provider = LocalHashingProvider(dimensions=DIMENSIONS)
-    batches = [(user_id, population.per_user) for user_id in population.user_ids()]
-    batches += [(HEAVY_USER, population.heavy), *population.medium_users()]
-    with psycopg.connect(dsn, autocommit=True) as connection:
-        register_vector(connection)
-        connection.execute(f"TRUNCATE {table} RESTART IDENTITY CASCADE")
-        with connection.cursor() as cursor:
-            copy_sql = (
-                f"COPY {table} (user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, "
-                "created_at, last_accessed_at, access_count, source_conversation_id, source_turns, metadata) "
-                "FROM STDIN WITH (FORMAT BINARY)"
-            )
-            with cursor.copy(copy_sql) as copy:
-                copy.set_types(
-                    [
-                        "text",
-                        "text",
-                        "text",
-                        "text",
-                        "jsonb",
-                        "vector",
-                        "text",
-                        "float8",
-                        "timestamptz",
-                        "timestamptz",
-                        "int4",
-                        "text",
-                        "jsonb",
-                        "jsonb",
-                    ]
-                )
-                now = time.time()
-                for user_id, count in batches:
-                    for index in range(count):
-                        text = space.memory_text(user_id, index)
-                        moment = _timestamp(now - (index % 365) * 86400)
-                        copy.write_row(
-                            [
-                                user_id,
-                                text,
-                                hashlib.sha256(text.encode()).hexdigest(),
-                                "semantic",
-                                psycopg.types.json.Jsonb([]),
-                                provider.vector(text),
-                                "local-hash-v1",
-                                0.5,
-                                moment,
-                                moment,
-                                0,
-                                "",
-                                psycopg.types.json.Jsonb([]),
-                                psycopg.types.json.Jsonb({}),
-                            ]
-                        )
+
+    def rows():
+        for user_id, count in user_batches(population):
+            for index in range(count):
+                text = space.memory_text(user_id, index)
+                yield user_id, text, provider.vector(text), "local-hash-v1"
+
+    copy_memories(dsn, rows(), table)
     return time.perf_counter() - started

@@ -74,7 +74,10 @@ def clean_embedding_cache(settings, tmp_path):
     if PRODUCTION_STACK:
         from django.core.cache import caches
 
+        from embeddings.cache_backends.redis import discard_pending_counts
+
         caches["embeddings"].redis().flushdb()
+        discard_pending_counts()
     else:
         caches_setting = {alias: dict(config) for alias, config in settings.CACHES.items()}
         caches_setting["embeddings"]["LOCATION"] = str(tmp_path / "embedding-cache.sqlite3")

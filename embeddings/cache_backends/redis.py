@@ -38,9 +38,8 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
         # SCAN over every key (about 250 ms at 100k keys).
         self.dedicated_db = bool(options.pop("DEDICATED_DB", False))
         super().__init__(server, {**params, "OPTIONS": options})
-        self._pending_lock = threading.Lock()
-        self._pending = {"hits": 0, "misses": 0}
-        self._last_flush = time.monotonic()
+        # Django makes one backend object per thread; the pending counts are shared by the whole process.
+        self._counts = _pending_counts_for(f"{server}|{self.stats_key}")
         _live_caches.add(self)
 
     @property
@@ -57,18 +56,10 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
 
     def _take_pending(self, force: bool) -> dict[str, int]:
         """The counts not yet in Redis, if a flush is due (or forced); they are cleared here."""
-        with self._pending_lock:
-            if not force and time.monotonic() - self._last_flush < COUNTER_FLUSH_SECONDS:
-                return {}
-            taken = {name: amount for name, amount in self._pending.items() if amount}
-            self._pending = {"hits": 0, "misses": 0}
-            self._last_flush = time.monotonic()
-            return taken
+        return self._counts.take(force)
 
     def _restore_pending(self, counts: Mapping[str, int | float]) -> None:
-        with self._pending_lock:
-            for name in ("hits", "misses"):
-                self._pending[name] += int(counts.get(name, 0))
+        self._counts.add(int(counts.get("hits", 0)), int(counts.get("misses", 0)))
 
     def _add_increments(self, pipeline, counts: Mapping[str, int | float]) -> None:
         for name, amount in counts.items():
@@ -101,9 +92,7 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
                     found[key] = bytes(value)
                     hits += 1
             if count:
-                with self._pending_lock:
-                    self._pending["hits"] += hits
-                    self._pending["misses"] += len(chunk) - hits
+                self._counts.add(hits, len(chunk) - hits)
         return found
 
     def incr_counters(self, counts: Mapping[str, int | float]) -> None:
@@ -121,7 +110,7 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
 
     def flush_counters(self) -> None:
         """Add this process' pending hits and misses to the shared hash now."""
-        if any(self._pending.values()):
+        if self._counts.any():
             self.incr_counters({})
 
     def read_counters(self) -> dict[str, float]:
@@ -192,6 +181,48 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
                 "keyspace_misses": int(stats.get("keyspace_misses", 0)),
             },
         }
+
+
+class _PendingCounts:
+    """Hits and misses of one process not yet added to the shared hash."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.hits = self.misses = 0
+        self.last_flush = time.monotonic()
+
+    def add(self, hits: int, misses: int) -> None:
+        with self.lock:
+            self.hits += hits
+            self.misses += misses
+
+    def any(self) -> bool:
+        return bool(self.hits or self.misses)
+
+    def take(self, force: bool) -> dict[str, int]:
+        with self.lock:
+            if not force and time.monotonic() - self.last_flush < COUNTER_FLUSH_SECONDS:
+                return {}
+            taken = {name: amount for name, amount in (("hits", self.hits), ("misses", self.misses)) if amount}
+            self.hits = self.misses = 0
+            self.last_flush = time.monotonic()
+            return taken
+
+
+_pending_by_cache: dict[str, _PendingCounts] = {}
+_pending_lock = threading.Lock()
+
+
+def discard_pending_counts() -> None:
+    """Forget the counts not yet flushed (tests reset the shared counters between cases)."""
+    with _pending_lock:
+        for pending in _pending_by_cache.values():
+            pending.take(force=True)
+
+
+def _pending_counts_for(name: str) -> _PendingCounts:
+    with _pending_lock:
+        return _pending_by_cache.setdefault(name, _PendingCounts())
 
 
 _live_caches: "weakref.WeakSet[EmbeddingRedisCache]" = weakref.WeakSet()

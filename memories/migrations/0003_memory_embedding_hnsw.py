@@ -1,18 +1,12 @@
 from django.db import migrations
 
+from memories.postgres import on_postgresql
+
 CREATE = (
     "CREATE INDEX IF NOT EXISTS memory_embedding_hnsw ON memories_memory "
     "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
 )
 DROP = "DROP INDEX IF EXISTS memory_embedding_hnsw"
-
-
-def on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

@@ -1,15 +1,9 @@
 from django.db import migrations
 
+from memories.postgres import on_postgresql
+
 SET = "ALTER TABLE memories_memory SET (fillfactor = 80)"
 RESET = "ALTER TABLE memories_memory RESET (fillfactor)"
-
-
-def on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
 
 
 class Migration(migrations.Migration):

@@ -11,10 +11,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_benchmark(*args: str, env: dict | None = None) -> str:
+    """Run a benchmark script; `env` replaces the environment (default: this one)."""
     result = subprocess.run(
         [sys.executable, *args],
         cwd=ROOT,
-        env={**os.environ, **(env or {})},
+        env=os.environ.copy() if env is None else env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -35,17 +36,9 @@ def embedded_env() -> dict:
 
 
 def test_http_latency_benchmark_tiny_embedded():
-    result = subprocess.run(
-        [sys.executable, "bench/http_latency.py", "--tiny", "--stack", "embedded"],
-        cwd=ROOT,
-        env=embedded_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "| embedded | memory query | heavy user | 1 |" in result.stdout
-    assert "| embedded | conversation initiation | ordinary user | 1 |" in result.stdout
+    output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "embedded", env=embedded_env())
+    assert "| embedded | memory query | heavy user | 1 |" in output
+    assert "| embedded | conversation initiation | ordinary user | 1 |" in output
 
 
 @pytest.mark.postgres
@@ -57,14 +50,6 @@ def test_http_latency_benchmark_tiny_production():
 
 
 def test_ingestion_benchmark_tiny_embedded():
-    result = subprocess.run(
-        [sys.executable, "bench/ingestion.py", "--tiny"],
-        cwd=ROOT,
-        env=embedded_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "| events processed per second, one worker |" in result.stdout
-    assert "| 200 to searchable, p50 / max over 2 events" in result.stdout
+    output = run_benchmark("bench/ingestion.py", "--tiny", env=embedded_env())
+    assert "| events processed per second, one worker |" in output
+    assert "| 200 to searchable, p50 / max over 2 events" in output

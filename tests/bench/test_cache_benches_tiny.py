@@ -88,11 +88,11 @@ def test_cache_hit_path_benchmark_tiny():
     header = "| variant | median µs | p95 µs | / bare GET |"
     assert header in output
     variants = {row[0]: row for row in table_rows(output, header)}
-    assert {"hit", "bare GET", "Lua lookup"} <= set(variants)
+    assert {"hit", "bare GET", "counted lookup"} <= set(variants)
     for row in variants.values():
         assert number(row[1]) > 0 and number(row[2]) >= number(row[1])
     assert re.search(r"^hit / bare GET: \d+\.\d\d ", output, re.MULTILINE)
-    assert "| keys per lookup | Lua count=True µs | Lua count=False µs | plain MGET µs |" in output
+    assert "| keys per lookup | count=True µs | count=False µs | plain MGET µs |" in output
     formats = {row[0]: row for row in table_rows(output, "| format | value bytes |")}
     assert number(formats["float32 codec (what we store)"][1]) == 1536 * 4
     assert number(formats["pickled list of floats"][1]) > 1536 * 4
