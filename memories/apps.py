@@ -14,8 +14,8 @@ class MemoriesConfig(AppConfig):
         from memories.identity import forget_caller_identities
         from memories.ingestion import forget_webhook_events
 
+        register_forgetter("webhook_events", forget_webhook_events)  # first: it needs the caller identities
         register_forgetter("caller_identities", forget_caller_identities)
-        register_forgetter("webhook_events", forget_webhook_events)
         if settings.TASKS_IN_PROCESS_WORKER:
             from memories import worker
 

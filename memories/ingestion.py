@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import openai
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.db.models import Q, TextField
+from django.db.models.fields.json import KeyTextTransform, KeyTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from embeddings.errors import EmbeddingProviderError
 from memories.extraction import extract_memories_from_transcript
 from memories.identity import resolve_caller
-from memories.models import WebhookEvent
+from memories.models import CallerIdentity, WebhookEvent
 from memories.services import create_memories, link_memories, supersede_memory
 from memories.tasks import schedule_processing
 
@@ -154,4 +157,25 @@ def replay_event(event: WebhookEvent) -> bool:
 
 
 def forget_webhook_events(user_id: str) -> int:
-    return WebhookEvent.objects.filter(user_id=user_id).delete()[0]
+    """Delete the user's events, including those not processed yet (whose user_id field is still empty):
+    matched on the user id the payload carries, or on the caller's phone numbers (E.164, with or without +).
+    Runs before the caller identities are deleted (memories.apps registers it first)."""
+    phones = list(CallerIdentity.objects.filter(user_id=user_id).values_list("phone_number", flat=True))
+    forms = phones + [phone.lstrip("+") for phone in phones]
+    data = KeyTransform("data", "payload")
+    variables = KeyTransform("dynamic_variables", KeyTransform("conversation_initiation_client_data", data))
+    phone_call = KeyTransform("phone_call", KeyTransform("metadata", data))
+
+    def text(key: str, source) -> Cast:  # compared as plain text (SQLite would otherwise parse the value as JSON)
+        return Cast(KeyTextTransform(key, source), output_field=TextField())
+
+    events = WebhookEvent.objects.annotate(
+        payload_user=text("user_id", data),
+        variables_user=text("user_id", variables),
+        variables_caller=text("system__caller_id", variables),
+        external_number=text("external_number", phone_call),
+    )
+    about_user = Q(user_id=user_id) | Q(payload_user=user_id) | Q(variables_user=user_id)
+    for form in forms:  # exact matches: `__in` on a JSON key text breaks on SQLite ("malformed JSON")
+        about_user |= Q(variables_caller=form) | Q(external_number=form)
+    return WebhookEvent.objects.filter(pk__in=list(events.filter(about_user).values_list("pk", flat=True))).delete()[0]

@@ -293,6 +293,19 @@ def test_forget_user_also_forgets_identities_and_events(client):
     assert not Memory.objects.exists() and not WebhookEvent.objects.exists() and not CallerIdentity.objects.exists()
 
 
+def test_forget_user_also_forgets_events_not_processed_yet(client):
+    post(client, encode(transcription_payload(conversation_id="conv_processed")))
+    run_worker()
+    user_id = CallerIdentity.objects.get().user_id
+    post(client, encode(transcription_payload(conversation_id="conv_by_phone")))  # not processed: no user id yet
+    post(client, encode(transcription_payload(conversation_id="conv_by_id", phone=None, user_id=user_id)))
+    post(client, encode(transcription_payload(conversation_id="conv_other", phone="+16125550199")))
+    assert WebhookEvent.objects.filter(user_id="").count() == 2
+    counts = forget_user(user_id)
+    assert counts["webhook_events"] == 3
+    assert list(WebhookEvent.objects.values_list("conversation_id", flat=True)) == ["conv_other"]
+
+
 def test_the_in_process_worker_processes_without_a_manual_step(client, settings):
     from memories.worker import start_in_process_worker, stop_in_process_worker
 
