@@ -51,6 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.elevenlabs import turn as transcript_turn  # noqa: E402 - the ElevenLabs transcript turn shape
+
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "locomo10.json"
 WEBHOOK_SECRET = "bench-webhook-secret"
 TOOL_SECRET = "bench-tool-secret"
@@ -178,7 +180,7 @@ def calls_for(conversation: Conversation, session: Session, with_summaries: bool
         conversation_id = f"locomo-{conversation.index}-s{session.number}-{who}"
         user_id = f"locomo-{conversation.index}-{who}"
         transcript = [
-            transcript_turn("user" if turn.speaker == caller else "agent", turn.text, 10 * position)
+            transcript_turn("user" if turn.speaker == caller else "agent", turn.text or None, 10 * position)
             for position, turn in enumerate(session.turns)
         ]
         analysis: dict = {"call_successful": "success", "data_collection_results": {}}
@@ -213,26 +215,6 @@ def calls_for(conversation: Conversation, session: Session, with_summaries: bool
         }
         calls.append(Call(user_id, conversation_id, payload, [turn.dia_id for turn in session.turns]))
     return calls
-
-
-def transcript_turn(role: str, message: str, seconds: int) -> dict:
-    return {
-        "role": role,
-        "agent_metadata": {"agent_id": AGENT_ID, "workflow_node_id": None} if role == "agent" else None,
-        "message": message or None,
-        "multivoice_message": None,
-        "tool_calls": [],
-        "tool_results": [],
-        "feedback": None,
-        "llm_override": None,
-        "time_in_call_secs": seconds,
-        "conversation_turn_metrics": None,
-        "rag_retrieval_info": None,
-        "llm_usage": None,
-        "interrupted": False,
-        "original_message": None,
-        "source_medium": "audio",
-    }
 
 
 def post_call(client, call: Call) -> int:

@@ -71,6 +71,11 @@ class EmbeddingCache:
         return self.backend.clear_embeddings()
 
 
+def embedding_backend_name(alias: str = CACHE_ALIAS) -> str:
+    """The class name of the configured backend ("EmbeddingRedisCache", "SQLiteLRUCache"), from settings alone."""
+    return settings.CACHES.get(alias, {}).get("BACKEND", "").rsplit(".", 1)[-1]
+
+
 @memoize
 def get_embedding_cache() -> EmbeddingCache:
     """The process-wide EmbeddingCache (one failure policy per process)."""

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.checks import Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from embeddings.cache import CACHE_ALIAS
+from embeddings.cache import CACHE_ALIAS, embedding_backend_name
 from embeddings.cache_backends.redis import EmbeddingRedisCache
 
 GOOD_POLICIES = ("allkeys-lru", "allkeys-lfu")
@@ -43,7 +43,7 @@ def check_redis_eviction_policy(app_configs=None, **kwargs):
     """Warn when the embedding Redis would not evict (noeviction, volatile-*) or has no memory limit."""
     from django.core.cache import caches
 
-    if settings.CACHES.get(CACHE_ALIAS, {}).get("BACKEND", "").rsplit(".", 1)[-1] != EmbeddingRedisCache.__name__:
+    if embedding_backend_name() != EmbeddingRedisCache.__name__:
         return []
     try:
         memory = caches[CACHE_ALIAS].redis().info("memory")

@@ -5,10 +5,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
-from embeddings.cache import get_embedding_cache
+from embeddings.cache import embedding_backend_name, get_embedding_cache
 from embeddings.latency import cumulative_buckets
 from embeddings.models import CacheStatsSample
 from embeddings.providers import get_provider
@@ -61,7 +60,7 @@ def collect_statistics() -> CacheStatistics:
     except Exception as error:
         return CacheStatistics(
             available=False,
-            backend=_backend_name(cache.alias),
+            backend=embedding_backend_name(cache.alias),
             provider=provider,
             cache_errors=unreported,
             error=f"{type(error).__name__}: {error}",
@@ -91,10 +90,6 @@ def collect_statistics() -> CacheStatistics:
         expired=int(counters.get("expired", 0)),
         server=info.get("server", {}),
     )
-
-
-def _backend_name(alias: str) -> str:
-    return settings.CACHES[alias]["BACKEND"].rsplit(".", 1)[-1]
 
 
 @dataclass

@@ -2,12 +2,11 @@
 
 import time
 
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.http import require_GET
 
-from embeddings.cache import CACHE_ALIAS, get_embedding_cache
+from embeddings.cache import embedding_backend_name, get_embedding_cache
 from embeddings.providers import get_provider
 
 
@@ -23,7 +22,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     database = _probe(_check_database)
     cache = _probe(_check_cache)
     database["engine"] = connection.vendor
-    cache["backend"] = settings.CACHES[CACHE_ALIAS]["BACKEND"].rsplit(".", 1)[-1]
+    cache["backend"] = embedding_backend_name()
     provider = get_provider()
     ready = database["ok"] and cache["ok"]
     on_postgres, on_redis = connection.vendor == "postgresql", "Redis" in cache["backend"]
