@@ -13,7 +13,9 @@ memories as real ones do (HNSW behaves very differently on queries unrelated to 
 embedded stack synthetic vectors are loaded (the exact numpy search costs the same whatever they hold).
 Production stack: PostgreSQL + pgvector (BENCH_DATABASE_URL, default the
 `memoryplatform_bench` database, whose memories are replaced) and Redis (BENCH_REDIS_URL, default database
-12, flushed). Embedded stack: SQLite and the local LRU cache in a temporary folder.
+12, flushed); the heavy user gets a dedicated HNSW index (`sync_user_indexes`, as the worker would after
+their calls), and is measured once more after `sync_user_indexes --max-indexes 0` dropped it, on the shared
+index only. Embedded stack: SQLite and the local LRU cache in a temporary folder.
 """
 
 import argparse
@@ -80,7 +82,9 @@ def stack_env(stack: str, data_dir: Path, database_url: str, redis_url: str) -> 
     return env
 
 
-def prepare(stack: str, env: dict, users: int, per_user: int, heavy: int, queries: list[str]) -> None:
+def prepare(
+    stack: str, env: dict, users: int, per_user: int, heavy: int, queries: list[str], dedicated_from: int
+) -> None:
     """Load the data and warm the cache, in a child process set up exactly like the server."""
     code = f"""
 import sys; sys.path.insert(0, {str(ROOT)!r})
@@ -96,6 +100,8 @@ from memories.models import CallerIdentity
 population = Population(users={users}, per_user={per_user}, heavy={heavy})
 if connection.vendor == "postgresql":
     from django.db import connection as c
+    from memories import user_indexes
+    user_indexes.sync(user_indexes.plan_sync(1, 0))  # no dedicated index during the load
     with c.cursor() as cursor:
         cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
     seconds = load_texts({env.get("DATABASE_URL", "")!r}, population)
@@ -104,6 +110,8 @@ if connection.vendor == "postgresql":
         cursor.execute("CREATE INDEX memory_embedding_hnsw ON memories_memory USING hnsw "
                        "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)")
         cursor.execute("VACUUM (ANALYZE) memories_memory")  # as autovacuum would soon: not during the runs
+    # What the worker does after the calls that make a user heavy (the load bypassed them).
+    call_command("sync_user_indexes", "--min-memories", str({dedicated_from}))
 else:
     seconds = load_with_orm(population)
 CallerIdentity.objects.all().delete()
@@ -117,6 +125,20 @@ prewarm_queries()
 print(f"loaded {{population.total}} memories in {{seconds:.1f}} s")
 """
     subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True)
+
+
+def manage(env: dict, *command: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *command], env=env, cwd=ROOT, check=True)
+
+
+def vacuum(env: dict) -> None:
+    """VACUUM the memories table before each scenario, as autovacuum would between them: the runs reinforce
+    the memories they return, and the dead row versions they leave behind would slow the next scenario
+    (CI's PostgreSQL here runs with autovacuum off)."""
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as connection:
+        connection.execute("VACUUM (ANALYZE) memories_memory")
 
 
 def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
@@ -198,10 +220,17 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--per-user", type=int, default=80)
     parser.add_argument("--heavy", type=int, default=20_000)
+    parser.add_argument(
+        "--dedicated-from",
+        type=int,
+        default=10_000,
+        help="users of this many memories get a dedicated index (MEMORY_USER_INDEX_MIN_MEMORIES; a huge value: none)",
+    )
     parser.add_argument("--tiny", action="store_true", help="20 users x 10 + heavy 200, 1 client, 1 s")
     args = parser.parse_args()
     if args.tiny:
         args.users, args.per_user, args.heavy, args.clients, args.duration = 20, 10, 200, "1", 1.0
+        args.dedicated_from = 200
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (scripts/install-services does it)")
     clients = [int(value) for value in args.clients.split(",")]
@@ -254,23 +283,34 @@ def main() -> None:
 
             redis.Redis.from_url(redis_url).flushdb()
         started = time.perf_counter()
-        prepare(stack, env, args.users, args.per_user, args.heavy, query_texts)
+        prepare(stack, env, args.users, args.per_user, args.heavy, query_texts, args.dedicated_from)
         print(f"{stack}: prepared in {time.perf_counter() - started:.0f} s", flush=True)
-        process, port = start_gunicorn(env, args.workers)
+        runs = [scenarios]
+        if stack == "production":
+            # The heavy user once more without their dedicated index, side by side in the same run.
+            runs.append([("memory query", "heavy user, shared index only", *scenarios[1][2:])])
         try:
-            for endpoint, who, path, bodies, client_counts in scenarios:
-                run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
-                for count in client_counts:
-                    result = run_wrk(port, path, bodies, count, args.duration)
-                    results.append((stack, endpoint, who, count, result))
-                    print(
-                        f"{stack} | {endpoint} | {who} | {count} clients | p95 {result['p95']:.2f} ms | "
-                        f"{result['rps']:.0f} req/s",
-                        flush=True,
-                    )
+            for number, run in enumerate(runs):
+                if number:
+                    manage(env, "sync_user_indexes", "--max-indexes", "0")  # drops the dedicated index
+                process, port = start_gunicorn(env, args.workers)
+                try:
+                    for endpoint, who, path, bodies, client_counts in run:
+                        if stack == "production":
+                            vacuum(env)
+                        run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
+                        for count in client_counts:
+                            result = run_wrk(port, path, bodies, count, args.duration)
+                            results.append((stack, endpoint, who, count, result))
+                            print(
+                                f"{stack} | {endpoint} | {who} | {count} clients | p95 {result['p95']:.2f} ms | "
+                                f"{result['rps']:.0f} req/s",
+                                flush=True,
+                            )
+                finally:
+                    process.terminate()
+                    process.wait(timeout=30)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
             shutil.rmtree(data_dir, ignore_errors=True)
 
     total = args.users * args.per_user + args.heavy

@@ -1,4 +1,4 @@
-"""Vector search plans on PostgreSQL + pgvector: recall@10 against exact search, and latency.
+"""Vector search plans on PostgreSQL + pgvector: recall against exact search, and latency.
 
     .venv/bin/python bench/vector_search.py                      # 1,000 users x 80 + one heavy user of 20,000
     .venv/bin/python bench/vector_search.py --tiny               # seconds; what the test suite runs
@@ -7,8 +7,10 @@ Needs BENCH_DATABASE_URL (default: a `memoryplatform_bench` database on the loca
 `memoryplatform_bench_tiny` with --tiny; created if missing, and its memories table is replaced).
 Compares, per user class and in one run:
   exact  - the user's rows through the btree index, every distance computed (MATERIALIZED CTE)
-  hnsw   - the HNSW index with iterative scans (relaxed order), filtered by user
-and reports what the configured rule (MEMORY_HNSW_MIN_USER_MEMORIES) picks.
+  hnsw      - the shared HNSW index with iterative scans (relaxed order), filtered by user
+  dedicated - the user's own partial HNSW index (memories.user_indexes), built here for every user of at
+              least --dedicated-from memories (1,000) whatever MEMORY_USER_INDEX_MIN_MEMORIES says
+and reports what the configured rules (MEMORY_HNSW_MIN_USER_MEMORIES, MEMORY_USER_INDEX_MIN_MEMORIES) pick.
 """
 
 import argparse
@@ -66,11 +68,18 @@ def main() -> None:
         "--medium", default="1000,3000", help="sizes of extra users (comma-separated), default 1000,3000"
     )
     parser.add_argument("--ef-search", default="40,100,200", help="hnsw.ef_search values to compare")
+    parser.add_argument(
+        "--limit", type=int, default=15, help="neighbours per search (15: the tool's 5 x MEMORY_CANDIDATE_FACTOR)"
+    )
+    parser.add_argument(
+        "--dedicated-from", type=int, default=1000, help="build dedicated indexes for users of this many memories up"
+    )
     parser.add_argument("--tiny", action="store_true", help="20 users x 20 + a heavy user of 300, 10 queries")
     parser.add_argument("--reuse", action="store_true", help="keep the rows of a previous run of the same size")
     args = parser.parse_args()
     if args.tiny:
         args.users, args.per_user, args.heavy, args.queries, args.medium = 20, 20, 300, 10, "100"
+        args.dedicated_from = 100
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL + ("_tiny" if args.tiny else ""))
     ensure_database(url)
@@ -81,12 +90,14 @@ def main() -> None:
     from django.db import connection
 
     from bench.synthetic import HEAVY_USER, Population, load, paraphrase
+    from memories import user_indexes
     from memories.models import Memory
     from memories.search_backends.pgvector import PgVectorSearch
 
     medium = tuple(int(size) for size in args.medium.split(",") if size)
     population = Population(users=args.users, per_user=args.per_user, heavy=args.heavy, medium=medium)
     if not (args.reuse and Memory.objects.count() == population.total):
+        user_indexes.sync(user_indexes.plan_sync(1, 0))  # no dedicated index during the load
         with connection.cursor() as cursor:
             cursor.execute("DROP INDEX IF EXISTS memory_embedding_hnsw")
         seconds = load(url, population)
@@ -110,13 +121,10 @@ def main() -> None:
     rng = np.random.default_rng(7)
     rows = []
     for label, user_list in classes:
-        queries = [
-            paraphrase(Memory.objects.filter(user_id=user).order_by("?").values_list("embedding", flat=True)[0], rng)
-            for user in user_list
-        ]
+        queries = [paraphrase(stored_vector(user, rng), rng) for user in user_list]
         exact_ids, exact_times = [], []
         for user, query in zip(user_list, queries, strict=True):
-            result, timing = timed_search(backend, "exact", query, user)
+            result, timing = timed_search(backend, "exact", query, user, args.limit)
             exact_ids.append(result)
             exact_times.append(timing)
         hnsw = {}
@@ -124,39 +132,78 @@ def main() -> None:
             settings.MEMORY_HNSW_EF_SEARCH = ef
             found, times = [], []
             for user, query in zip(user_list, queries, strict=True):
-                result, timing = timed_search(backend, "hnsw", query, user)
+                result, timing = timed_search(backend, "hnsw", query, user, args.limit)
                 found.append(result)
                 times.append(timing)
-            recall = statistics.mean(
-                len(set(got) & set(want)) / max(1, len(want)) for got, want in zip(found, exact_ids, strict=True)
-            )
-            hnsw[ef] = (times, recall)
-        rows.append((label, exact_times, hnsw, backend.choose_plan(user_list[0])))
+            hnsw[ef] = (times, recall_of(found, exact_ids))
+        dedicated = {}
+        if len(set(user_list)) == 1 and Memory.objects.filter(user_id=user_list[0]).count() >= args.dedicated_from:
+            record = user_indexes.build_user_index(user_list[0])
+            print(f"built the dedicated index of {user_list[0]} in {record.build_seconds:.1f} s")
+            for ef in ef_values:
+                settings.MEMORY_USER_INDEX_EF_SEARCH = ef
+                found, times = [], []
+                for user, query in zip(user_list, queries, strict=True):
+                    result, timing = timed_search(backend, "dedicated", query, user, args.limit)
+                    found.append(result)
+                    times.append(timing)
+                dedicated[ef] = (times, recall_of(found, exact_ids))
+            user_indexes.drop_user_index(user_list[0])
+        rows.append((label, exact_times, hnsw, dedicated, rule_picks(user_list[0])))
 
     print()
     print(
         f"{population.total:,} memories: {args.users:,} users x {args.per_user}, one heavy user of {args.heavy:,}, "
         f"medium users of {args.medium}; {args.queries} queries per class (paraphrases of a stored memory, "
         f"cosine ~0.85); pgvector {pgvector_version()}; MEMORY_HNSW_MIN_USER_MEMORIES="
-        f"{settings.MEMORY_HNSW_MIN_USER_MEMORIES:,}"
+        f"{settings.MEMORY_HNSW_MIN_USER_MEMORIES:,}, MEMORY_USER_INDEX_MIN_MEMORIES="
+        f"{settings.MEMORY_USER_INDEX_MIN_MEMORIES:,}"
     )
     print()
-    header = " | ".join(f"hnsw ef={ef}: p50 / p95 ms, recall@10" for ef in ef_values)
-    print(f"| user (memories) | exact p50 / p95 ms | {header} | rule picks |")
-    print("|---" * (3 + len(ef_values)) + "|")
-    for label, exact_times, hnsw, plan in rows:
-        cells = " | ".join(
-            f"{percentile(times, 0.5):.2f} / {percentile(times, 0.95):.2f}, {recall:.3f}"
-            for times, recall in hnsw.values()
-        )
-        print(
-            f"| {label} | {percentile(exact_times, 0.5):.2f} / {percentile(exact_times, 0.95):.2f} | {cells} | {plan} |"
-        )
+    print(f"p50 / p95 ms, recall@{args.limit} against the exact plan")
+    print()
+    header = " | ".join(f"shared hnsw ef={ef}" for ef in ef_values)
+    header += " | " + " | ".join(f"dedicated ef={ef}" for ef in ef_values)
+    print(f"| user (memories) | exact | {header} | rules pick |")
+    print("|---" * (3 + 2 * len(ef_values)) + "|")
+    for label, exact_times, hnsw, dedicated, plan in rows:
+        cells = [cell(*hnsw[ef]) for ef in ef_values] + [cell(*dedicated[ef]) if dedicated else "—" for ef in ef_values]
+        exact = f"{percentile(exact_times, 0.5):.2f} / {percentile(exact_times, 0.95):.2f}"
+        print(f"| {label} | {exact} | {' | '.join(cells)} | {plan} |")
 
 
-def timed_search(backend, plan: str, query, user_id: str) -> tuple[list[int], float]:
+def stored_vector(user_id: str, rng):
+    """One of the user's stored vectors, picked by `rng` (the same queries on every run)."""
+    from memories.models import Memory
+
+    vectors = Memory.objects.filter(user_id=user_id).order_by("pk").values_list("embedding", flat=True)
+    return vectors[int(rng.integers(vectors.count()))]
+
+
+def cell(times: list[float], recall: float) -> str:
+    return f"{percentile(times, 0.5):.2f} / {percentile(times, 0.95):.2f}, {recall:.3f}"
+
+
+def recall_of(found: list[list[int]], wanted: list[list[int]]) -> float:
+    pairs = zip(found, wanted, strict=True)
+    return statistics.mean(len(set(got) & set(want)) / max(1, len(want)) for got, want in pairs)
+
+
+def rule_picks(user_id: str) -> str:
+    """The plan the configured thresholds give this user (a dedicated index once it is built)."""
+    from django.conf import settings
+
+    from memories.user_indexes import current_memories
+
+    count = current_memories(user_id)
+    if settings.MEMORY_USER_INDEX_MIN_MEMORIES and count >= settings.MEMORY_USER_INDEX_MIN_MEMORIES:
+        return "dedicated"
+    return "hnsw" if count >= settings.MEMORY_HNSW_MIN_USER_MEMORIES else "exact"
+
+
+def timed_search(backend, plan: str, query, user_id: str, limit: int) -> tuple[list[int], float]:
     started = time.perf_counter()
-    matches = backend.search_with_plan(plan, query, user_id, None, 10)
+    matches = backend.search_with_plan(plan, query, user_id, None, limit)
     return [match.memory_id for match in matches], 1000 * (time.perf_counter() - started)
 
 

@@ -6,7 +6,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from memories.ingestion import replay_event
-from memories.models import CallerIdentity, Memory, MemoryLink, WebhookEvent
+from memories.models import CallerIdentity, Memory, MemoryLink, UserVectorIndex, WebhookEvent
 from memories.services import forget_user
 
 # Keys whose values never appear in the admin, wherever they sit in a payload.
@@ -149,3 +149,21 @@ class WebhookEventAdmin(admin.ModelAdmin):
         replayed = sum(replay_event(event) for event in queryset)
         skipped = queryset.count() - replayed
         self.message_user(request, f"Queued {replayed} events for processing; skipped {skipped} (not transcriptions).")
+
+
+@admin.register(UserVectorIndex)
+class UserVectorIndexAdmin(admin.ModelAdmin):
+    """Read-only: indexes are built and dropped by the worker and `manage.py sync_user_indexes`."""
+
+    list_display = ["user_id", "status", "memories_at_build", "build_seconds", "ready_at", "index_name"]
+    list_filter = ["status"]
+    search_fields = ["=user_id"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

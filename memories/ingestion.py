@@ -123,7 +123,20 @@ def process_webhook_event(event_id: int) -> str:
         "post-call event processed",
         extra={"event_id": event.pk, "status": event.status, "memories_created": event.memories_created},
     )
+    if event.memories_created:
+        _index_if_heavy(event.user_id)
     return event.status
+
+
+def _index_if_heavy(user_id: str) -> None:
+    """Queue a dedicated vector index for a user who has just become heavy; never fails the event for it."""
+    from memories.user_indexes import schedule_if_needed
+
+    try:
+        if schedule_if_needed(user_id):
+            logger.info("dedicated vector index queued", extra={"user_id": user_id})
+    except Exception:
+        logger.exception("could not queue a dedicated vector index", extra={"user_id": user_id})
 
 
 def _retry_or_fail(event: WebhookEvent, error: Exception) -> str:

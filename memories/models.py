@@ -162,3 +162,33 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.conversation_id or self.body_sha256[:12]} ({self.status})"
+
+
+class UserVectorIndex(models.Model):
+    """A dedicated HNSW index over one heavy user's memories (PostgreSQL only; memories.user_indexes).
+
+    The row records the index's state; the index itself is a partial index of the memories table, named
+    from a hash of the user id so that no user id appears in the schema.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued, waiting for the worker"
+        BUILDING = "building", "building"
+        READY = "ready", "ready, used by searches"
+        FAILED = "failed", "failed (sync_user_indexes retries)"
+
+    user_id = models.CharField(max_length=128, unique=True)
+    index_name = models.CharField(max_length=63, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    memories_at_build = models.PositiveIntegerField(default=0, help_text="Current memories when the build started.")
+    build_seconds = models.FloatField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-memories_at_build", "user_id"]
+        verbose_name = "user vector index"
+
+    def __str__(self) -> str:
+        return f"{self.index_name} ({self.status})"

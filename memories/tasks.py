@@ -21,3 +21,11 @@ def schedule_processing(event: WebhookEvent, delay_seconds: float = 0) -> None:
         process_webhook_event_task.using(run_after=timezone.now() + timedelta(seconds=delay_seconds)).enqueue(event.pk)
     else:
         process_webhook_event_task.enqueue(event.pk)
+
+
+@task()
+def build_user_index_task(user_id: str) -> str:
+    """Build a heavy user's dedicated vector index (memories.user_indexes); returns the index's status."""
+    from memories.user_indexes import build_user_index
+
+    return build_user_index(user_id).status

@@ -26,7 +26,7 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set SECRET_KEY, or DEBUG=1 for a development-only default "
-            "(`make run` writes both to .env for you)."
+            "(`scripts/run` writes both to .env for you)."
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
 
@@ -203,6 +203,10 @@ MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on P
 MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
 MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum=0)
+# Dedicated HNSW indexes for the heaviest users (memories.user_indexes); 0 in either turns them off.
+MEMORY_USER_INDEX_MIN_MEMORIES = env_int("MEMORY_USER_INDEX_MIN_MEMORIES", 10_000, minimum=0)
+MEMORY_USER_INDEX_MAX = env_int("MEMORY_USER_INDEX_MAX", 20, minimum=0)
+MEMORY_USER_INDEX_EF_SEARCH = env_int("MEMORY_USER_INDEX_EF_SEARCH", 40, minimum=1)
 MEMORY_SCORE_WEIGHTS = {
     "similarity": env_float("MEMORY_WEIGHT_SIMILARITY", 0.70, minimum=0),
     "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.15, minimum=0),

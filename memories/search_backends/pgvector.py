@@ -7,6 +7,9 @@ Two plans, both filtered by user (see docs/benchmarks.md for the measurements be
 - hnsw: the HNSW index with iterative scans (pgvector >= 0.8, `hnsw.iterative_scan = relaxed_order`), which
   keeps scanning until enough rows pass the user filter. Approximate; used for users with at least
   MEMORY_HNSW_MIN_USER_MEMORIES memories, where an exact scan gets slow.
+- dedicated: the user's own partial HNSW index over halfvec (memories.user_indexes), which holds nothing to
+  filter out: a short walk (MEMORY_USER_INDEX_EF_SEARCH) finds the neighbours, re-ranked by exact distance.
+  Used for users whose dedicated index is ready.
 """
 
 import time
@@ -20,10 +23,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from pgvector.psycopg import register_vector
 
-from memories.models import Memory
+from memories.models import EMBEDDING_DIMENSIONS, Memory, UserVectorIndex
 from memories.search_backends.base import SearchBackend, VectorMatch
 
 TABLE = Memory._meta.db_table
+INDEX_TABLE = UserVectorIndex._meta.db_table
 PLAN_CACHE_SIZE = 100_000
 _plans: dict[tuple[str, int], tuple[str, float]] = {}
 
@@ -79,11 +83,12 @@ class PgVectorSearch(SearchBackend):
 
     @staticmethod
     def choose_plan(user_id: str) -> str:
-        """ "hnsw" for users with at least MEMORY_HNSW_MIN_USER_MEMORIES current memories, else "exact".
+        """ "dedicated" for users with a ready index of their own, "hnsw" for users with at least
+        MEMORY_HNSW_MIN_USER_MEMORIES current memories, else "exact".
 
         The answer is remembered per process for MEMORY_PLAN_CACHE_SECONDS: the count costs ~20 ms for a heavy
-        user (index-only scan up to the threshold), and a user who crosses the threshold is served by the
-        other plan a minute later at worst, which changes speed, not results.
+        user (index-only scan up to the threshold), and a user who crosses the threshold, or whose index
+        becomes ready, is served by the other plan a minute later at worst, which changes speed, not results.
         """
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
         if threshold <= 0:
@@ -93,28 +98,34 @@ class PgVectorSearch(SearchBackend):
         if remembered is not None and remembered[1] > now:
             return remembered[0]
         with connection.cursor() as cursor:
-            # Counts at most `threshold` rows (index-only scan): cheap for every user, heavy ones included.
+            # One round trip; the count reads at most `threshold` rows (index-only scan), cheap for every user.
             cursor.execute(
-                f"SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE user_id = %s AND superseded_by_id IS NULL "
-                "LIMIT %s) AS capped",
-                [user_id, threshold],
+                f"SELECT EXISTS (SELECT 1 FROM {INDEX_TABLE} WHERE user_id = %s AND status = %s), "
+                f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE user_id = %s AND superseded_by_id IS NULL "
+                "LIMIT %s) AS capped)",
+                [user_id, UserVectorIndex.Status.READY, user_id, threshold],
             )
-            count = cursor.fetchone()[0]
-        plan = "hnsw" if count >= threshold else "exact"
+            dedicated, count = cursor.fetchone()
+        plan = "dedicated" if dedicated else "hnsw" if count >= threshold else "exact"
         if len(_plans) >= PLAN_CACHE_SIZE:
             _plans.clear()
         _plans[(user_id, threshold)] = (plan, now + settings.MEMORY_PLAN_CACHE_SECONDS)
         return plan
 
+    @staticmethod
+    def forget_plans(user_id: str | None = None) -> None:
+        """Drop this process' remembered plans (of one user, or all): the next search decides afresh."""
+        if user_id is None:
+            _plans.clear()
+        for key in [key for key in _plans if key[0] == user_id]:
+            del _plans[key]
+
     def search_with_plan(
         self, plan: str, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
     ) -> list[VectorMatch]:
         vector = np.asarray(embedding, dtype=np.float32)
-        sector_sql, sector_params = "", []
-        if sectors:
-            sector_sql = " AND (sector = ANY(%s) OR extra_sectors ?| %s)"
-            sector_params = [list(sectors), list(sectors)]
         if plan == "exact":
+            sector_sql, sector_params = sector_filter(sectors)
             sql = (
                 f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
                 f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql}) "
@@ -125,19 +136,46 @@ class PgVectorSearch(SearchBackend):
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
         else:
-            sql = (
-                f"SELECT id, embedding <=> %s AS distance FROM {TABLE} "
-                f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql} ORDER BY distance LIMIT %s"
-            )
-            params = [vector, user_id, *sector_params, limit]
+            sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=plan == "dedicated")
+            ef_search = settings.MEMORY_USER_INDEX_EF_SEARCH if plan == "dedicated" else settings.MEMORY_HNSW_EF_SEARCH
             with transaction.atomic(), vector_cursor() as cursor:
-                cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                cursor.execute(f"SET LOCAL hnsw.ef_search = {int(max(settings.MEMORY_HNSW_EF_SEARCH, limit))}")
-                # With a selective user filter the planner prefers the btree plus a sort; this plan exists to
-                # walk the HNSW index instead. (JIT, which its cost estimate would trigger, is off for the
-                # whole connection: see DATABASES in settings.)
-                cursor.execute("SET LOCAL enable_sort = off")
-                cursor.execute(sql, params, binary=True)
+                # One round trip for the three settings. With a selective user filter the planner prefers the
+                # btree plus a sort; this plan exists to walk an HNSW index instead, hence enable_sort. (JIT,
+                # which its cost estimate would trigger, is off for the whole connection: see DATABASES.)
+                cursor.execute(
+                    "SET LOCAL hnsw.iterative_scan = relaxed_order; "
+                    f"SET LOCAL hnsw.ef_search = {int(max(ef_search, limit))}; SET LOCAL enable_sort = off"
+                )
+                # Unprepared: PostgreSQL then plans with the user id's value, which is what lets it prove that
+                # a dedicated partial index (WHERE user_id = '...') applies.
+                cursor.execute(sql, params, binary=True, prepare=False if plan == "dedicated" else None)
                 rows = cursor.fetchall()
             rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order
         return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]
+
+
+def hnsw_query(
+    vector: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int, dedicated: bool = False
+) -> tuple[str, list]:
+    """The approximate plans' statement and parameters: nearest first, by an HNSW index.
+
+    `dedicated` orders by the halfvec expression that only the users' own indexes hold (memories.user_indexes);
+    the distance returned is the exact one either way.
+    """
+    sector_sql, sector_params = sector_filter(sectors)
+    order, order_params = "distance", []
+    if dedicated:
+        order = f"embedding::halfvec({EMBEDDING_DIMENSIONS}) <=> %s::halfvec({EMBEDDING_DIMENSIONS})"
+        order_params = [vector]
+    sql = (
+        f"SELECT id, embedding <=> %s AS distance FROM {TABLE} "
+        f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql} ORDER BY {order} LIMIT %s"
+    )
+    return sql, [vector, user_id, *sector_params, *order_params, limit]
+
+
+def sector_filter(sectors: Sequence[str] | None) -> tuple[str, list]:
+    """SQL (to append to a WHERE) and parameters keeping memories of any of `sectors`, primary or additional."""
+    if not sectors:
+        return "", []
+    return " AND (sector = ANY(%s) OR extra_sectors ?| %s)", [list(sectors), list(sectors)]

@@ -27,8 +27,10 @@ def run_benchmark(*args: str, env: dict | None = None) -> str:
 @pytest.mark.postgres
 def test_vector_search_benchmark_tiny():
     output = run_benchmark("bench/vector_search.py", "--tiny")
-    assert "| heavy (300) |" in output
-    assert "recall@10" in output
+    assert "recall@15 against the exact plan" in output
+    heavy = next(line for line in output.splitlines() if line.startswith("| heavy (300) |"))
+    assert heavy.count("|") == 10 and "—" not in heavy, "exact, 3 shared and 3 dedicated columns, and the rule"
+    assert "built the dedicated index of heavy-user" in output
 
 
 def embedded_env() -> dict:
@@ -47,6 +49,7 @@ def test_http_latency_benchmark_tiny_production():
     rows = [line for line in output.splitlines() if line.startswith("| production |")]
     assert len(rows) == 3
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
+    assert "build  heavy-user (200 memories)" in output and "Built 1," in output, "its dedicated index"
 
 
 def test_ingestion_benchmark_tiny_embedded():
