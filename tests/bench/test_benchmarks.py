@@ -47,7 +47,7 @@ def test_http_latency_benchmark_tiny_embedded():
 def test_http_latency_benchmark_tiny_production():
     output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "production")
     rows = [line for line in output.splitlines() if line.startswith("| production |")]
-    assert len(rows) == 3
+    assert len(rows) == 4 and "| heavy user, shared index only | 1 |" in rows[-1]
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
     assert "build  heavy-user (200 memories)" in output and "Built 1," in output, "its dedicated index"
 
