@@ -44,7 +44,18 @@ class EmbeddingCacheCollector(Collector):
         )
 
 
+# Collectors of other apps (registered in their AppConfig.ready), served by the same /metrics endpoint.
+EXTRA_COLLECTORS: list[type[Collector]] = []
+
+
+def register_collector(collector: type[Collector]) -> None:
+    if collector not in EXTRA_COLLECTORS:
+        EXTRA_COLLECTORS.append(collector)
+
+
 def metrics_registry() -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EmbeddingCacheCollector())
+    for collector in EXTRA_COLLECTORS:
+        registry.register(collector())
     return registry

@@ -111,3 +111,36 @@ def test_provider_check_rejects_a_bad_encoding_format(settings):
 
     settings.EMBEDDING_ENCODING_FORMAT = "binary"
     assert "embeddings.E001" in {error.id for error in check_provider_settings()}
+
+
+def test_prometheus_text_has_the_memory_side_and_every_alert_names_a_served_metric(admin_client):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from memories.models import UserVectorIndex, WebhookEvent
+
+    for index, status in enumerate(["received", "failed", "failed", "processed"]):
+        WebhookEvent.objects.create(
+            event_type="post_call_transcription", dedupe_key=f"k{index}", body_sha256="0" * 64, status=status
+        )
+    UserVectorIndex.objects.create(user_id="whale", index_name="memory_user_hnsw_x", status="failed")
+    body = admin_client.get("/metrics").content.decode()
+    for line in (
+        'memory_webhook_events{status="failed"} 2.0',
+        'memory_webhook_events{status="received"} 1.0',
+        'memory_webhook_events{status="retrying"} 0.0',
+        'memory_user_vector_indexes{status="failed"} 1.0',
+        'memory_user_vector_indexes{status="ready"} 0.0',
+    ):
+        assert line in body, line
+
+    served = set(re.findall(r"^# TYPE (\w+) ", body, re.MULTILINE))
+    served |= {f"{name}_total" for name in served} | {f"{name}_bucket" for name in served}
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy/prometheus/alerts.yml").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    assert len(expressions) == 5
+    for expression in expressions:
+        names = set(re.findall(r"\b((?:embedding|memory)_\w+)", expression))
+        assert names and names <= served, (expression, names - served)
