@@ -122,12 +122,15 @@ def build_user_index(user_id: str) -> UserVectorIndex:
         _drop_index(name)
         record.status = UserVectorIndex.Status.FAILED
         record.last_error = f"{type(error).__name__}: {error}"
-        record.save(update_fields=["status", "last_error"])
+        _save_unless_forgotten(record, ["status", "last_error"])
         return record
     record.status = UserVectorIndex.Status.READY
     record.build_seconds = round(time.perf_counter() - started, 3)
     record.ready_at = timezone.now()
-    record.save(update_fields=["status", "build_seconds", "ready_at"])
+    if not _save_unless_forgotten(record, ["status", "build_seconds", "ready_at"]):
+        _drop_index(name)  # the user was forgotten during the build: their index goes too
+        logger.info("dedicated vector index dropped: user forgotten during the build", extra={"index": name})
+        return record
     PgVectorSearch.forget_plans(user_id)  # this process uses the index at once; the others within a minute
     logger.info(
         "dedicated vector index built",
@@ -245,6 +248,12 @@ def sync(plan: SyncPlan, report: Callable[[str], None] = lambda line: None) -> d
             counts["failed"] += 1
             report(f"[{position}/{len(plan.build)}] FAILED: {record.last_error}")
     return counts
+
+
+def _save_unless_forgotten(record: UserVectorIndex, fields: list[str]) -> bool:
+    """Save `fields` of `record`; False if its row is gone (forget_user deleted it meanwhile)."""
+    values = {field: getattr(record, field) for field in fields}
+    return bool(UserVectorIndex.objects.filter(pk=record.pk).update(**values))
 
 
 def _drop_index(name: str) -> None:

@@ -209,3 +209,19 @@ def test_dedicated_indexes_exist_on_postgresql_only():
     else:
         assert user_indexes.enabled()
         assert "0 to build" in run("--dry-run")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_user_forgotten_while_their_index_builds_leaves_no_index(population, monkeypatch):
+    literal = user_indexes._literal
+
+    def forget_then_quote(value):  # runs just before CREATE INDEX, as a forget_user from another process would
+        forget_user("whale")
+        return literal(value)
+
+    monkeypatch.setattr(user_indexes, "_literal", forget_then_quote)
+    user_indexes.build_user_index("whale")
+    assert not UserVectorIndex.objects.exists()
+    assert user_indexes.existing_indexes() == {}
+    assert not Memory.objects.filter(user_id="whale").exists()
