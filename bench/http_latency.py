@@ -171,6 +171,30 @@ def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
     raise RuntimeError("gunicorn did not become ready")
 
 
+def wait_until_idle(port: int, workers: int, timeout: float = 300) -> None:
+    """Wait until every worker answers /healthz at once: requests wrk left queued (it stops sending, the server
+    goes on serving what it accepted) would otherwise be measured as the next row's latency. A heavy user on
+    the embedded stack leaves several seconds of them after 32 clients."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def quick(_) -> bool:
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as response:
+                response.read()
+        except OSError:
+            return False
+        return time.perf_counter() - started < 0.05
+
+    deadline = time.monotonic() + timeout
+    with ThreadPoolExecutor(workers) as pool:
+        while time.monotonic() < deadline:
+            if all(pool.map(quick, range(workers))):
+                return
+            time.sleep(0.2)
+    raise RuntimeError("the server did not become idle")
+
+
 def run_wrk(port: int, path: str, bodies: list[str], clients: int, seconds: float) -> dict:
     script = WRK_SCRIPT.replace("{BODIES}", "{" + ", ".join(json.dumps(body) for body in bodies) + "}")
     script = script.replace("{PATH}", path).replace("{SECRET}", SECRET)
@@ -300,6 +324,7 @@ def main() -> None:
                             vacuum(env)
                         run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
                         for count in client_counts:
+                            wait_until_idle(port, args.workers)
                             result = run_wrk(port, path, bodies, count, args.duration)
                             results.append((stack, endpoint, who, count, result))
                             print(
