@@ -33,6 +33,8 @@ _plans: dict[tuple[str, int], tuple[str, float]] = {}
 
 
 _registered: "weakref.WeakSet" = weakref.WeakSet()
+# Session-level hnsw.ef_search last set on each connection by the dedicated plan (outside transactions only).
+_session_ef_search: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -113,6 +115,26 @@ class PgVectorSearch(SearchBackend):
         return plan
 
     @staticmethod
+    def _dedicated_search(vector: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int) -> list:
+        """The dedicated plan in one round trip (outside transactions): no BEGIN, SET LOCAL, COMMIT.
+
+        Its two settings are set for the session instead, once per connection and value: they only affect
+        HNSW scans, and the shared plan sets its own for its transaction. enable_sort is not needed: no other
+        index serves the halfvec ORDER BY, and sorting the user's rows (a dedicated index exists only for users
+        of thousands of memories) costs the planner far more than the walk. A profile under load showed the
+        three extra round trips as a fifth of the worker's time (docs/benchmarks.md).
+        """
+        ef_search = int(max(settings.MEMORY_USER_INDEX_EF_SEARCH, limit))
+        sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=True)
+        with vector_cursor() as cursor:
+            raw = connection.connection
+            if _session_ef_search.get(raw) != ef_search:
+                cursor.execute(f"SET hnsw.iterative_scan = relaxed_order; SET hnsw.ef_search = {ef_search}")
+                _session_ef_search[raw] = ef_search
+            cursor.execute(sql, params, binary=True, prepare=False)  # unprepared: see search_with_plan
+            return cursor.fetchall()
+
+    @staticmethod
     def forget_plans(user_id: str | None = None) -> None:
         """Drop this process' remembered plans (of one user, or all): the next search decides afresh."""
         if user_id is None:
@@ -135,6 +157,8 @@ class PgVectorSearch(SearchBackend):
             with vector_cursor() as cursor:
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
+        elif plan == "dedicated" and not connection.in_atomic_block:
+            rows = self._dedicated_search(vector, user_id, sectors, limit)
         else:
             sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=plan == "dedicated")
             ef_search = settings.MEMORY_USER_INDEX_EF_SEARCH if plan == "dedicated" else settings.MEMORY_HNSW_EF_SEARCH
@@ -150,6 +174,7 @@ class PgVectorSearch(SearchBackend):
                 # a dedicated partial index (WHERE user_id = '...') applies.
                 cursor.execute(sql, params, binary=True, prepare=False if plan == "dedicated" else None)
                 rows = cursor.fetchall()
+        if plan != "exact":
             rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order
         return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]
 

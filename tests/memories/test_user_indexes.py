@@ -33,6 +33,10 @@ def explain(user_id: str, query, dedicated: bool) -> str:
     from memories.search_backends.pgvector import hnsw_query, vector_cursor
 
     sql, params = hnsw_query(np.asarray(query, dtype=np.float32), user_id, None, 10, dedicated=dedicated)
+    if dedicated:  # one statement, outside any transaction, without enable_sort
+        with vector_cursor() as cursor:
+            cursor.execute("EXPLAIN " + sql, params, binary=True, prepare=False)
+            return "\n".join(row[0] for row in cursor.fetchall())
     with transaction.atomic(), vector_cursor() as cursor:
         cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute("EXPLAIN " + sql, params, binary=True, prepare=False)
@@ -94,6 +98,8 @@ def test_a_built_index_is_partial_to_the_user_and_their_searches_use_it(populati
     limit = min(10, Memory.objects.filter(user_id=user_id).count())
     found = [match.memory_id for match in backend.search(query, user_id, None, limit)]
     assert found == reference_order(query, user_id, limit)
+    with transaction.atomic():  # inside a transaction the plan takes the SET LOCAL path: same answer
+        assert [match.memory_id for match in backend.search(query, user_id, None, limit)] == found
     assert set(Memory.objects.filter(pk__in=found).values_list("user_id", flat=True)) == {user_id}
 
 
