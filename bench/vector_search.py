@@ -127,27 +127,13 @@ def main() -> None:
             result, timing = timed_search(backend, "exact", query, user, args.limit)
             exact_ids.append(result)
             exact_times.append(timing)
-        hnsw = {}
-        for ef in ef_values:
-            settings.MEMORY_HNSW_EF_SEARCH = ef
-            found, times = [], []
-            for user, query in zip(user_list, queries, strict=True):
-                result, timing = timed_search(backend, "hnsw", query, user, args.limit)
-                found.append(result)
-                times.append(timing)
-            hnsw[ef] = (times, recall_of(found, exact_ids))
+        cases = (backend, user_list, queries, exact_ids, ef_values, args.limit)
+        hnsw = measure("hnsw", "MEMORY_HNSW_EF_SEARCH", *cases)
         dedicated = {}
         if len(set(user_list)) == 1 and Memory.objects.filter(user_id=user_list[0]).count() >= args.dedicated_from:
             record = user_indexes.build_user_index(user_list[0])
             print(f"built the dedicated index of {user_list[0]} in {record.build_seconds:.1f} s")
-            for ef in ef_values:
-                settings.MEMORY_USER_INDEX_EF_SEARCH = ef
-                found, times = [], []
-                for user, query in zip(user_list, queries, strict=True):
-                    result, timing = timed_search(backend, "dedicated", query, user, args.limit)
-                    found.append(result)
-                    times.append(timing)
-                dedicated[ef] = (times, recall_of(found, exact_ids))
+            dedicated = measure("dedicated", "MEMORY_USER_INDEX_EF_SEARCH", *cases)
             user_indexes.drop_user_index(user_list[0])
         rows.append((label, exact_times, hnsw, dedicated, rule_picks(user_list[0])))
 
@@ -170,6 +156,22 @@ def main() -> None:
         cells = [cell(*hnsw[ef]) for ef in ef_values] + [cell(*dedicated[ef]) if dedicated else "—" for ef in ef_values]
         exact = f"{percentile(exact_times, 0.5):.2f} / {percentile(exact_times, 0.95):.2f}"
         print(f"| {label} | {exact} | {' | '.join(cells)} | {plan} |")
+
+
+def measure(plan, ef_setting, backend, users, queries, exact_ids, ef_values, limit) -> dict:
+    """ef_search -> (times, recall) of `plan`, ef_search set through the setting named `ef_setting`."""
+    from django.conf import settings
+
+    by_ef = {}
+    for ef in ef_values:
+        setattr(settings, ef_setting, ef)
+        found, times = [], []
+        for user, query in zip(users, queries, strict=True):
+            result, timing = timed_search(backend, plan, query, user, limit)
+            found.append(result)
+            times.append(timing)
+        by_ef[ef] = (times, recall_of(found, exact_ids))
+    return by_ef
 
 
 def stored_vector(user_id: str, rng):

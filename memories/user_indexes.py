@@ -205,20 +205,13 @@ def plan_sync(min_memories: int, max_indexes: int) -> SyncPlan:
     present = existing_indexes()
     plan = SyncPlan(build=[], keep=[], drop=[], orphans=[])
     for user_id, count in wanted:
-        record = records.get(user_id)
-        healthy = (
-            record is not None
-            and record.status == UserVectorIndex.Status.READY
-            and present.get(record.index_name) is True
-        )
-        (plan.keep if healthy else plan.build).append((user_id, count))
+        (plan.keep if _healthy(records.get(user_id), present) else plan.build).append((user_id, count))
     wanted_ids = {user_id for user_id, _ in wanted}
     for user_id, record in records.items():
         if user_id in wanted_ids:
             continue
         count = current_memories(user_id)
-        healthy = record.status == UserVectorIndex.Status.READY and present.get(record.index_name) is True
-        if healthy and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
+        if _healthy(record, present) and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
             plan.keep.append((user_id, count))
         else:
             plan.drop.append(user_id)
@@ -248,6 +241,13 @@ def sync(plan: SyncPlan, report: Callable[[str], None] = lambda line: None) -> d
             counts["failed"] += 1
             report(f"[{position}/{len(plan.build)}] FAILED: {record.last_error}")
     return counts
+
+
+def _healthy(record: UserVectorIndex | None, present: dict[str, bool]) -> bool:
+    """The row says ready and its index is in the schema, valid (`present`: existing_indexes())."""
+    return (
+        record is not None and record.status == UserVectorIndex.Status.READY and present.get(record.index_name) is True
+    )
 
 
 def _save_unless_forgotten(record: UserVectorIndex, fields: list[str]) -> bool:

@@ -139,6 +139,7 @@ class PgVectorSearch(SearchBackend):
         """Drop this process' remembered plans (of one user, or all): the next search decides afresh."""
         if user_id is None:
             _plans.clear()
+            return
         for key in [key for key in _plans if key[0] == user_id]:
             del _plans[key]
 
