@@ -85,7 +85,15 @@ def test_default_ttl_is_applied_on_redis(settings):
 
 @pytest.mark.redis
 def test_redis_allkeys_lru_keeps_the_recently_read_entry(settings, private_redis_factory):
-    """A real Redis with a small maxmemory: the entry we keep reading survives while older ones go."""
+    """A real Redis with a small maxmemory: the entry we keep reading survives while older ones go.
+
+    Redis' LRU clock ticks once a second, so keys touched within the same second look equally recent and the
+    eviction among them is a draw (this test failed about one run in six before). The writes come in three
+    waves a second apart, the hot entry read before each: when evictions start, every key but the hot one and
+    the last wave is older than the hot entry.
+    """
+    import redis
+
     server = private_redis_factory(
         "--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru", "--maxmemory-samples", "10"
     )
@@ -94,12 +102,23 @@ def test_redis_allkeys_lru_keeps_the_recently_read_entry(settings, private_redis
     settings.CACHES = caches_setting
     reset_embedding_singletons()
     generate_embedding("the hot entry")
-    for index in range(600):  # about 3.6 MB of vectors into a 2 MB Redis
-        generate_embedding(f"cold entry {index}")
-        if index % 20 == 0:
+    client = redis.Redis.from_url(server.url)
+    free = int(client.config_get("maxmemory")["maxmemory"]) - client.info("memory")["used_memory"]
+    entry_bytes = client.memory_usage(caches["embeddings"].make_key(cache_key_for("the hot entry")))
+    capacity = free // entry_bytes  # entries that fit
+    waves = [[f"{wave} entry {index}" for index in range(capacity * 45 // 100)] for wave in ("old", "middle", "new")]
+    for number, wave in enumerate(waves):
+        if number:
+            time.sleep(1.1)
             generate_embedding("the hot entry")
+        for text in wave:
+            generate_embedding(text)
+        if number == 0:
+            assert client.info("stats")["evicted_keys"] == 0, "the first wave fits"
+    assert client.info("stats")["evicted_keys"] > 0, "the last wave does not"
     assert cached_texts(["the hot entry"]) == {"the hot entry"}
-    assert len(cached_texts([f"cold entry {index}" for index in range(100)])) < 50
+    assert cached_texts(waves[2]) == set(waves[2]), "the newest entries stay"
+    assert len(cached_texts(waves[0])) < len(waves[0]) // 2, "the oldest go first"
     stats = collect_statistics()
     assert stats.evictions > 0
     assert stats.evictions_scope.startswith("server-wide")
