@@ -4,7 +4,7 @@
     .venv/bin/python bench/batching.py --tiny          # seconds; what the test suite runs
 
 The embedded stack (SQLite and the local LRU cache in a temporary folder; DATABASE_URL and REDIS_URL are
-ignored) with the `openai` provider pointed at `tests.fake_openai.FakeOpenAIServer` through the real
+ignored) with the `openai` provider pointed at `testkit.fake_openai.FakeOpenAIServer` through the real
 `openai` client (EMBEDDING_MAX_RETRIES=0), the server sleeping `--delay` seconds before every answer.
 Side by side, in one run, `--repeat` times with the order alternating, each time with texts never seen
 before (so the cache never helps) and a fresh user:
@@ -103,7 +103,7 @@ def main() -> None:
     if args.tiny:
         args.memories, args.delay, args.repeat = 6, 0.02, 2
 
-    from tests.fake_openai import FakeOpenAIServer
+    from testkit.fake_openai import FakeOpenAIServer
 
     server = FakeOpenAIServer(dimensions=1536).start()
     server.delay = args.delay

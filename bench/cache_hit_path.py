@@ -174,7 +174,7 @@ def run(args: argparse.Namespace, redis_url: str, prefix: str) -> None:
     from embeddings.codec import decode_vector, encode_vector, is_valid_vector_bytes
     from embeddings.generation import cache_key_for, generate_embedding, generate_embeddings_batch, validate_text
     from embeddings.providers import get_provider
-    from tests.fake_openai import fake_vector
+    from testkit.fake_openai import fake_vector
 
     backend = caches["embeddings"]
     provider = get_provider()

@@ -96,7 +96,7 @@ from bench.synthetic import HEAVY_USER, Population, load_texts, load_with_orm, p
 from embeddings.cache import get_embedding_cache
 from embeddings.generation import generate_embeddings_batch
 from embeddings.prewarm import prewarm_queries
-from memories.models import CallerIdentity
+from calls.models import CallerIdentity
 population = Population(users={users}, per_user={per_user}, heavy={heavy})
 if connection.vendor == "postgresql":
     from django.db import connection as c

@@ -7,8 +7,8 @@ the memories being searchable.
 
 Each event is an ElevenLabs-shaped post_call_transcription (8 caller turns, a summary, one data-collection
 value: about 10 memories), signed and posted in-process to the webhook. Throughput: N events stored, then
-one `db_worker --batch` drains them. Latency: the in-process worker (polling every second, as
-`db_worker`'s default) runs while events arrive one by one; after each 200 the memory query is polled until
+one `run_worker --batch` drains them. Latency: the in-process worker (polling every second, as
+`run_worker`'s default) runs while events arrive one by one; after each 200 the memory query is polled until
 the call's memories come back.
 """
 
@@ -18,7 +18,6 @@ import statistics
 import sys
 import tempfile
 import time
-from io import StringIO
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,11 +64,13 @@ def main() -> None:
     from django.db import connection
     from django.test import Client
 
-    from memories.models import Memory, WebhookEvent
+    from calls.models import WebhookEvent
+    from calls.signatures import sign
+    from core.worker import start_in_process_worker, stop_in_process_worker
+    from memories.models import Memory
     from memories.query import query_memories
-    from memories.signatures import sign
-    from memories.worker import start_in_process_worker, stop_in_process_worker
-    from tests.elevenlabs import encode, transcription_payload
+    from testkit.elevenlabs import encode, transcription_payload
+    from testkit.tasks import drain_task_queue
 
     call_command("migrate", verbosity=0)
     run = f"{int(time.time())}"
@@ -98,7 +99,7 @@ def main() -> None:
         post(index)
     receive_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", stdout=StringIO(), stderr=StringIO())
+    drain_task_queue()
     process_seconds = time.perf_counter() - started
     processed = WebhookEvent.objects.filter(conversation_id__startswith=f"conv_bench_{run}_", status="processed")
     assert processed.count() == args.events, processed.count()

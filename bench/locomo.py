@@ -15,8 +15,8 @@ else the local hashing provider), and so does the extractor (EXTRACTION_LLM_MODE
 1. Replay: every session is a finished call, twice - once with speaker A as the caller (user
    `locomo-{i}-a`) and speaker B as the agent, once the other way round (`locomo-{i}-b`). Each call is a
    post_call_transcription payload shaped like ElevenLabs', signed and POSTed to
-   /webhooks/elevenlabs/post-call, then processed by `manage.py db_worker --batch` - the production path.
-2. Floor (DESIGN: an extractor or ranking that answers fewer questions than this is worse than none): a
+   /webhooks/elevenlabs/post-call, then processed by `manage.py run_worker --batch` - the production path.
+2. Floor (an extractor or ranking that answers fewer questions than this is worse than none): a
    separate store (`floor-{i}-a`/`-b`) holding every caller turn verbatim as one memory, searched by plain
    cosine (memories.search.vector_search: no ranking blend, no links).
 3. Questions: every question of category 1-4 (5 = adversarial, no answer in the conversation) is asked for
@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.elevenlabs import turn as transcript_turn  # noqa: E402 - the ElevenLabs transcript turn shape
+from testkit.elevenlabs import turn as transcript_turn  # noqa: E402 - the ElevenLabs transcript turn shape
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "locomo10.json"
 WEBHOOK_SECRET = "bench-webhook-secret"
@@ -219,7 +219,7 @@ def calls_for(conversation: Conversation, session: Session, with_summaries: bool
 
 def post_call(client, call: Call) -> int:
     """POST the call, signed, to the post-call webhook; returns the stored event's id."""
-    from memories.signatures import sign
+    from calls.signatures import sign
 
     body = json.dumps(call.payload).encode()
     response = client.post(
@@ -235,13 +235,13 @@ def post_call(client, call: Call) -> int:
 
 
 def run_worker() -> None:
-    from django.core.management import call_command
+    from testkit.tasks import drain_task_queue
 
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", verbosity=0)
+    drain_task_queue()
 
 
 def check_events(event_ids: list[int]) -> None:
-    from memories.models import WebhookEvent
+    from calls.models import WebhookEvent
 
     statuses = Counter(WebhookEvent.objects.filter(pk__in=event_ids).values_list("status", flat=True))
     if statuses.get(WebhookEvent.Status.PROCESSED, 0) != len(event_ids):
@@ -403,7 +403,7 @@ def setup_django(data_dir: str, database_url: str | None) -> None:
 
 def forget_previous_run(conversations: list[Conversation]) -> None:
     """On a reused database: the benchmark's own users and events from an earlier run go first."""
-    from memories.models import WebhookEvent
+    from calls.models import WebhookEvent
     from memories.services import forget_user
 
     for conversation in conversations:

@@ -1,4 +1,5 @@
-"""The embedding cache: keys and values per DESIGN §5, behind the dedicated "embeddings" cache alias.
+"""The embedding cache: keys and values as docs/embedding-cache.md describes, behind the dedicated "embeddings" cache
+alias.
 
 Every read and write goes through the failure policy: a broken cache turns into misses and no-ops, never
 into a failed request.

@@ -7,7 +7,7 @@ are returned in input order.
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
@@ -51,6 +51,22 @@ def cache_key_for(text: str, provider: EmbeddingProvider | None = None) -> str:
 def generate_embedding(text: str) -> np.ndarray:
     """The embedding of one text (float32, the provider's dimensions), through the cache."""
     return generate_embeddings_batch([text])[0]
+
+
+def cached_embeddings(texts: Iterable[str]) -> dict[str, np.ndarray]:
+    """The embeddings of `texts` that are in the cache now, by text; never calls the provider.
+
+    For paths that must not wait on a provider (the conversation initiation while the phone rings) and for
+    telling what is warm. Not counted as hits or misses: these are not lookups a provider call could replace.
+    """
+    provider = get_provider()
+    keys = {cache_key_for(text, provider): text for text in texts if isinstance(text, str)}
+    found = get_embedding_cache().lookup(keys, count=False)
+    return {
+        keys[key]: decode_vector(value, provider.dimensions)
+        for key, value in found.items()
+        if is_valid_vector_bytes(value, provider.dimensions)
+    }
 
 
 def generate_embeddings_batch(texts: Sequence[str]) -> list[np.ndarray]:

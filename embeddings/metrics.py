@@ -1,11 +1,11 @@
-"""Prometheus metrics read from the shared statistics at scrape time.
+"""Prometheus metrics of the embedding cache, read from the shared statistics at scrape time (served by /metrics).
 
 The counters live beside the cache entries (Redis hash or the SQLite file), not in process memory, so every
 gunicorn worker serves the same, complete figures: no multiprocess directory to manage.
 """
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from embeddings.statistics import collect_statistics
 
@@ -44,18 +44,4 @@ class EmbeddingCacheCollector(Collector):
         )
 
 
-# Collectors of other apps (registered in their AppConfig.ready), served by the same /metrics endpoint.
-EXTRA_COLLECTORS: list[type[Collector]] = []
-
-
-def register_collector(collector: type[Collector]) -> None:
-    if collector not in EXTRA_COLLECTORS:
-        EXTRA_COLLECTORS.append(collector)
-
-
-def metrics_registry() -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(EmbeddingCacheCollector())
-    for collector in EXTRA_COLLECTORS:
-        registry.register(collector())
-    return registry
+COLLECTORS = [EmbeddingCacheCollector]

@@ -5,11 +5,11 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.utils import timezone
 
-from embeddings.cache import get_embedding_cache
 from embeddings.errors import EmbeddingError
-from embeddings.generation import cache_key_for, generate_embeddings_batch
+from embeddings.generation import cached_embeddings, generate_embeddings_batch
 from embeddings.models import PrewarmQuery
 
 logger = logging.getLogger(__name__)
@@ -27,10 +27,18 @@ class PrewarmSummary:
         return f"{verb} {len(self.warmed)}, already cached {len(self.already_cached)}, failed {len(self.failed)}"
 
 
+def prewarmed_vectors() -> tuple[dict[str, np.ndarray], list[str]]:
+    """(the cached embeddings of the enabled prewarm queries by text, the enabled queries not cached now).
+
+    Reads the cache only: for paths that must never wait on a provider (the conversation initiation)."""
+    texts = list(PrewarmQuery.objects.filter(enabled=True).values_list("text", flat=True))
+    vectors = cached_embeddings(texts)
+    return vectors, [text for text in texts if text not in vectors]
+
+
 def cached_query_texts(texts: Iterable[str]) -> set[str]:
     """Which of `texts` have an embedding in the cache right now (not counted as hits or misses)."""
-    keys = {cache_key_for(text): text for text in texts}
-    return {keys[key] for key in get_embedding_cache().lookup(keys, count=False)}
+    return set(cached_embeddings(texts))
 
 
 def prewarm_queries(queries: Iterable[PrewarmQuery] | None = None, dry_run: bool = False) -> PrewarmSummary:

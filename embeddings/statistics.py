@@ -14,6 +14,8 @@ from embeddings.providers import get_provider
 
 HIT_RATE_ALERT_BELOW = 0.20
 EVICTIONS_PER_MINUTE_ALERT_ABOVE = 100
+SAMPLE_EVERY = timedelta(seconds=60)
+SAMPLES_KEPT = timedelta(days=1)
 
 
 @dataclass
@@ -101,21 +103,29 @@ class CacheAlerts:
     evictions_high: bool
 
 
-def cache_alerts(stats: CacheStatistics) -> CacheAlerts:
-    """The two alert states, from this reading and the last stored one at least a minute old.
+def sample_cache_statistics() -> CacheStatsSample | None:
+    """Store a reading of the cumulative counters, at most once a minute whichever worker asks, and keep a day.
 
-    Stores a reading at most once a minute (and keeps a day of them), so rates work across processes.
+    The task worker calls this every minute (embeddings.tasks), so the alert rates exist whether or not anyone
+    looks at the admin. None when the cache is down or the last reading is less than a minute old.
     """
+    stats = collect_statistics()
+    if not stats.available:
+        return None
     now = timezone.now()
-    if stats.available:
-        latest = CacheStatsSample.objects.first()
-        if latest is None or now - latest.taken_at >= timedelta(seconds=60):
-            CacheStatsSample.objects.create(hits=stats.hits, misses=stats.misses, evictions=stats.evictions or 0)
-            CacheStatsSample.objects.filter(taken_at__lt=now - timedelta(days=1)).delete()
+    latest = CacheStatsSample.objects.first()
+    if latest is not None and now - latest.taken_at < SAMPLE_EVERY:
+        return None
+    sample = CacheStatsSample.objects.create(hits=stats.hits, misses=stats.misses, evictions=stats.evictions or 0)
+    CacheStatsSample.objects.filter(taken_at__lt=now - SAMPLES_KEPT).delete()
+    return sample
+
+
+def cache_alerts(stats: CacheStatistics) -> CacheAlerts:
+    """The two alert states, from this reading and the last stored sample between a minute and an hour old."""
+    now = timezone.now()
     reference = (
-        CacheStatsSample.objects.filter(
-            taken_at__lte=now - timedelta(seconds=60), taken_at__gte=now - timedelta(hours=1)
-        )
+        CacheStatsSample.objects.filter(taken_at__lte=now - SAMPLE_EVERY, taken_at__gte=now - timedelta(hours=1))
         .order_by("-taken_at")
         .first()
     )

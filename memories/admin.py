@@ -1,35 +1,12 @@
-import json
+"""The memory engine in the admin: memories (with their links), links, and heavy users' vector indexes."""
 
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from memories.ingestion import replay_event
-from memories.models import CallerIdentity, Memory, MemoryLink, UserVectorIndex, WebhookEvent
+from memories.models import Memory, MemoryLink, UserVectorIndex
 from memories.services import forget_user
-
-# Keys whose values never appear in the admin, wherever they sit in a payload.
-SECRET_KEYS = ("secret", "token", "password", "authorization", "signature", "api_key", "apikey")
-AUDIO_KEYS = ("full_audio", "audio")
-
-
-def redact(value):
-    """A payload with secrets masked and audio replaced by its size."""
-    if isinstance(value, dict):
-        clean = {}
-        for key, item in value.items():
-            lowered = str(key).lower()
-            if any(word in lowered for word in SECRET_KEYS):
-                clean[key] = "•••"
-            elif lowered in AUDIO_KEYS:
-                clean[key] = f"<audio not stored ({len(item) if isinstance(item, str) else 0} characters)>"
-            else:
-                clean[key] = redact(item)
-        return clean
-    if isinstance(value, list):
-        return [redact(item) for item in value]
-    return value
 
 
 class SupersededFilter(admin.SimpleListFilter):
@@ -106,49 +83,6 @@ class MemoryLinkAdmin(admin.ModelAdmin):
     list_filter = ["reason"]
     search_fields = ["=user_id"]
     raw_id_fields = ["from_memory", "to_memory"]
-
-
-@admin.register(CallerIdentity)
-class CallerIdentityAdmin(admin.ModelAdmin):
-    list_display = ["phone_number", "user_id", "calls", "last_seen_at", "created_at"]
-    search_fields = ["phone_number", "=user_id"]
-    readonly_fields = ["created_at"]
-
-
-@admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
-    list_display = [
-        "id",
-        "event_type",
-        "conversation_id",
-        "user_id",
-        "status",
-        "attempts",
-        "received_at",
-        "memories_created",
-    ]
-    list_filter = ["status", "event_type", "received_at"]
-    search_fields = ["conversation_id", "=user_id", "agent_id"]
-    exclude = ["payload"]
-    readonly_fields = [field.name for field in WebhookEvent._meta.fields if field.name != "payload"] + [
-        "payload_pretty"
-    ]
-    actions = ["replay_selected"]
-
-    @admin.display(description="payload (secrets masked, audio never stored)")
-    def payload_pretty(self, event: WebhookEvent) -> str:
-        if event.payload is None:
-            return "not stored" if event.event_type == "post_call_audio" else "none"
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(event.payload), indent=2))
-
-    def has_add_permission(self, request):
-        return False  # events come from ElevenLabs only
-
-    @admin.action(description="Replay selected events (queue their processing again)")
-    def replay_selected(self, request, queryset):
-        replayed = sum(replay_event(event) for event in queryset)
-        skipped = queryset.count() - replayed
-        self.message_user(request, f"Queued {replayed} events for processing; skipped {skipped} (not transcriptions).")
 
 
 @admin.register(UserVectorIndex)

@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
+from memories.answers import server_timing, tool_answer
 from memories.models import Memory, MemoryLink
 from memories.query import query_memories
-from memories.responses import server_timing, tool_answer
 from memories.serializers import (
     MemoryLinkSerializer,
     MemoryQuerySerializer,

@@ -112,58 +112,6 @@ class MemoryLink(models.Model):
         self.user_id = self.from_memory.user_id
 
 
-class CallerIdentity(models.Model):
-    """A caller's phone number (E.164) and the user id we know them by."""
-
-    phone_number = models.CharField(max_length=32, unique=True)
-    user_id = models.CharField(max_length=128, db_index=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(default=timezone.now)
-    calls = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        verbose_name_plural = "caller identities"
-
-    def __str__(self) -> str:
-        return f"{self.phone_number} -> {self.user_id}"
-
-
-class WebhookEvent(models.Model):
-    """A post-call webhook from ElevenLabs, stored before we answer 200 and processed in the background."""
-
-    class Status(models.TextChoices):
-        RECEIVED = "received", "received, waiting for the worker"
-        PROCESSING = "processing", "processing"
-        RETRYING = "retrying", "failed transiently, will retry"
-        PROCESSED = "processed", "processed"
-        RECORDED = "recorded", "recorded (nothing to process)"
-        IGNORED = "ignored", "ignored (nothing usable)"
-        FAILED = "failed", "failed after the last attempt"
-
-    event_type = models.CharField(max_length=64, db_index=True)
-    conversation_id = models.CharField(max_length=128, blank=True, db_index=True)
-    agent_id = models.CharField(max_length=128, blank=True)
-    user_id = models.CharField(max_length=128, blank=True, db_index=True)
-    dedupe_key = models.CharField(max_length=200, unique=True, editable=False)
-    event_timestamp = models.DateTimeField(null=True, blank=True)
-    received_at = models.DateTimeField(default=timezone.now, db_index=True)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    processed_at = models.DateTimeField(null=True, blank=True)
-    body_bytes = models.PositiveBigIntegerField(default=0)
-    body_sha256 = models.CharField(max_length=64)
-    payload = models.JSONField(null=True, blank=True, help_text="The event as received; never audio.")
-    memories_created = models.PositiveIntegerField(default=0)
-    memories_reinforced = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["-received_at", "-id"]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} {self.conversation_id or self.body_sha256[:12]} ({self.status})"
-
-
 class UserVectorIndex(models.Model):
     """A dedicated HNSW index over one heavy user's memories (PostgreSQL only; memories.user_indexes).
 

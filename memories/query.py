@@ -9,8 +9,8 @@ from django.conf import settings
 from embeddings.generation import generate_embedding
 from memories.reinforcement import buffer as reinforcements
 from memories.scoring import ScoredMemory, rank
-from memories.search import expand_via_links, validate_sectors, vector_search
-from memories.sectors import SectorGuess, classify_query_sectors
+from memories.search import expand_via_links, vector_search
+from memories.sectors import SectorGuess, guess_sectors
 
 
 @dataclass
@@ -35,7 +35,6 @@ def query_memories(
     (applied in the background, memories.reinforcement).
     `timings_ms` has the embed, search and expand times (the Server-Timing header shows them).
     """
-    sectors = validate_sectors(sectors)
     timings: dict[str, float] = {}
     started = time.perf_counter()
     embedding = generate_embedding(query)
@@ -49,7 +48,7 @@ def query_memories(
     started = time.perf_counter()
     if expand_links:
         matches = expand_via_links(matches, max_total=candidates + limit)
-    guess = classify_query_sectors(query)
+    guess = guess_sectors(query)
     ranked = rank(matches, guess)[:limit]
     timings["expand"] = _ms_since(started)
 

@@ -1,10 +1,10 @@
-"""Retrieval reinforcement off the request path.
+"""Retrieval reinforcement: what a retrieval writes back (salience, access count, last access), and when.
 
-A memory query records which memories it returned here; a background thread of the process applies them
-every MEMORY_REINFORCE_DELAY_SECONDS in as few UPDATEs as there are distinct hit counts. The query's answer
-does not wait for the write (about a quarter of a memory query's time on PostgreSQL). A crash loses at most
-that last interval of reinforcement, which is bookkeeping, never a memory. With a delay of 0 the update
-runs in the request, as before.
+`reinforce` is the write. A memory query records which memories it returned in the `buffer`; a background
+thread of the process applies them every MEMORY_REINFORCE_DELAY_SECONDS in as few UPDATEs as there are distinct
+hit counts. The query's answer does not wait for the write (about a quarter of a memory query's time on
+PostgreSQL). A crash loses at most that last interval of reinforcement, which is bookkeeping, never a memory.
+With a delay of 0 the update runs in the request.
 """
 
 import atexit
@@ -13,11 +13,37 @@ import threading
 from collections import Counter, defaultdict
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
+from django.db.models import F, Value
+from django.db.models.functions import Greatest, Least
+from django.utils import timezone
 
-from memories.scoring import reinforce
+from memories.database import relaxed_commit
+from memories.models import Memory
 
 logger = logging.getLogger(__name__)
+
+
+def reinforce(memory_ids: list[int], times: int = 1) -> int:
+    """Record `times` retrievals of each memory: bump the access count and recency, and move salience
+    towards the cap.
+
+    Per retrieval salience += MEMORY_REINFORCE_STEP * (1 - salience), never above MEMORY_REINFORCE_CAP (0.9)
+    and never lowered: from 0.5 it takes about 34 retrievals to reach 0.75 and it never saturates at 1.0.
+    `times` retrievals at once apply the same steps in closed form. One UPDATE for all of them, committed
+    without waiting for the WAL flush (see relaxed_commit).
+    """
+    if not memory_ids or times < 1:
+        return 0
+    step, cap = settings.MEMORY_REINFORCE_STEP, settings.MEMORY_REINFORCE_CAP
+    remaining = (1.0 - step) ** times  # 1 - salience shrinks by this factor
+    boosted = Least(Value(cap), Value(1.0) - (Value(1.0) - F("salience")) * Value(remaining))
+    with relaxed_commit():
+        return Memory.objects.filter(pk__in=memory_ids).update(
+            access_count=F("access_count") + times,
+            last_accessed_at=timezone.now(),
+            salience=Greatest(F("salience"), boosted),
+        )
 
 
 class ReinforcementBuffer:
@@ -57,8 +83,6 @@ class ReinforcementBuffer:
         self.flush()
 
     def _run(self) -> None:
-        from django.db import connections
-
         try:
             while not self._stop.wait(settings.MEMORY_REINFORCE_DELAY_SECONDS):
                 try:

@@ -1,4 +1,6 @@
-"""The retrieval score: a documented blend, and the capped reinforcement of what gets retrieved.
+"""The retrieval score: a documented blend of similarity, decayed salience, recency, link weight and sector.
+
+Pure computation on memories already loaded; writing anything back (reinforcement) is memories.reinforcement's.
 
     score = w_similarity * similarity                      (cosine, 0..1 after clipping negatives)
           + w_salience   * salience * exp(-decay[sector] * days since last access)
@@ -10,14 +12,10 @@ The weights are MEMORY_SCORE_WEIGHTS (settings); docs/memories.md has the defaul
 """
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import F, Value
-from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
 from memories.models import Memory
@@ -67,40 +65,3 @@ def rank(
     for item in items:
         item.score = round(score_memory(item, now, guess), 6)
     return sorted(items, key=lambda item: (-item.score, item.memory.pk))
-
-
-def reinforce(memory_ids: list[int], times: int = 1) -> int:
-    """Record `times` retrievals of each memory: bump the access count and recency, and move salience
-    towards the cap.
-
-    Per retrieval salience += MEMORY_REINFORCE_STEP * (1 - salience), never above MEMORY_REINFORCE_CAP (0.9)
-    and never lowered: from 0.5 it takes about 34 retrievals to reach 0.75 and it never saturates at 1.0.
-    `times` retrievals at once apply the same steps in closed form. One UPDATE for all of them, committed
-    without waiting for the WAL flush (see relaxed_commit).
-    """
-    if not memory_ids or times < 1:
-        return 0
-    step, cap = settings.MEMORY_REINFORCE_STEP, settings.MEMORY_REINFORCE_CAP
-    remaining = (1.0 - step) ** times  # 1 - salience shrinks by this factor
-    boosted = Least(Value(cap), Value(1.0) - (Value(1.0) - F("salience")) * Value(remaining))
-    with relaxed_commit():
-        return Memory.objects.filter(pk__in=memory_ids).update(
-            access_count=F("access_count") + times,
-            last_accessed_at=timezone.now(),
-            salience=Greatest(F("salience"), boosted),
-        )
-
-
-@contextmanager
-def relaxed_commit():
-    """A transaction whose commit does not wait for the WAL to reach disk (PostgreSQL).
-
-    For bookkeeping on the request path (retrieval counts, last-seen times): a crash may lose the last few
-    hundred milliseconds of such updates, which costs nothing, while waiting for the flush costs a few ms on
-    every memory query. Never used for anything that stores a memory or an event.
-    """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        yield

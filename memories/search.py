@@ -9,7 +9,6 @@ from django.db.models import Q
 from memories.models import Memory, MemoryLink
 from memories.scoring import ScoredMemory
 from memories.search_backends import get_search_backend
-from memories.sectors import Sector
 
 # Columns the ranking and the answers need; the embedding itself is never loaded on the query path.
 RESULT_FIELDS = (
@@ -25,15 +24,6 @@ RESULT_FIELDS = (
 )
 
 
-def validate_sectors(sectors: Sequence[str] | None) -> list[str] | None:
-    if not sectors:
-        return None
-    unknown = sorted(set(sectors) - set(Sector.values))
-    if unknown:
-        raise ValueError(f"unknown sector {unknown[0]!r}; use one of: {', '.join(Sector.values)}")
-    return list(dict.fromkeys(sectors))
-
-
 def vector_search(
     embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None = None, limit: int = 10
 ) -> list[ScoredMemory]:
@@ -42,7 +32,6 @@ def vector_search(
     Only that user's current (not superseded) memories are searched; `sectors` keeps memories whose primary
     or additional sectors include one of them. The backend is pgvector on PostgreSQL, exact numpy elsewhere.
     """
-    sectors = validate_sectors(sectors)
     matches = get_search_backend().search(embedding, user_id, sectors, limit)
     memories = Memory.objects.only(*RESULT_FIELDS).in_bulk([match.memory_id for match in matches])
     return [

@@ -1,4 +1,8 @@
-"""The five memory sectors (from OpenMemory) and a cheap pattern classifier for queries and memories."""
+"""The five memory sectors (from OpenMemory): the enum, their decay, the one validator and the one guesser.
+
+Sectors given from outside (the API, the tool, an LLM's answer) go through `parse_sectors` once, where they
+enter; sectors nobody gave are guessed by `guess_sectors`, for a query and for a memory alike.
+"""
 
 import re
 from dataclasses import dataclass
@@ -14,7 +18,7 @@ class Sector(models.TextChoices):
     REFLECTIVE = "reflective", "reflective (beliefs, goals, insights)"
 
 
-# Salience lost per day without access, by sector (DESIGN §6).
+# Salience lost per day without access, by sector (OpenMemory's rates).
 DECAY_PER_DAY = {
     Sector.EPISODIC: 0.015,
     Sector.SEMANTIC: 0.005,
@@ -57,6 +61,31 @@ SECTOR_PATTERNS: dict[str, list[tuple[re.Pattern, float]]] = {
 }
 
 
+EXTRA_SECTORS_GUESSED = 2  # a memory gets its best guess as primary sector and up to two more
+
+
+class SectorError(ValueError):
+    """A sector name that is not one of the five; the message lists them."""
+
+
+def parse_sectors(values: object) -> list[Sector]:
+    """Sector names (a list, or one comma-separated string as an LLM tends to send) as Sectors, deduplicated in
+    order; case and spaces are forgiven. Raises SectorError for anything else."""
+    if values in (None, "", []):
+        return []
+    if isinstance(values, str):
+        values = [part for part in values.split(",") if part.strip()]
+    if not isinstance(values, list | tuple) or not all(isinstance(value, str) for value in values):
+        raise SectorError("sectors must be a list of sector names")
+    parsed = []
+    for value in values:
+        name = value.strip().lower()
+        if name not in Sector.values:
+            raise SectorError(f"unknown sector '{value}'; use one of: {', '.join(Sector.values)}")
+        parsed.append(Sector(name))
+    return list(dict.fromkeys(parsed))
+
+
 @dataclass(frozen=True)
 class SectorGuess:
     sectors: list[str]  # best first; empty when nothing matched
@@ -66,8 +95,13 @@ class SectorGuess:
     def primary(self) -> str:
         return self.sectors[0] if self.sectors else Sector.SEMANTIC
 
+    @property
+    def extras(self) -> list[str]:
+        """The runners-up a memory also belongs to (never the primary)."""
+        return self.sectors[1 : 1 + EXTRA_SECTORS_GUESSED]
 
-def classify_query_sectors(text: str) -> SectorGuess:
+
+def guess_sectors(text: str) -> SectorGuess:
     """Guess the sectors a query (or a memory) is about from cheap word patterns.
 
     Returns the matching sectors best first, and a confidence in [0, 1]; no match gives no sectors and

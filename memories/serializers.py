@@ -5,29 +5,18 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from memories.models import Memory, MemoryLink
-from memories.sectors import Sector
+from memories.sectors import Sector, SectorError, parse_sectors
 
 
 @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=Sector.choices)))
 class SectorsField(serializers.Field):
     """A list of sector names, or one comma-separated string (what an LLM tends to send)."""
 
-    default_error_messages = {
-        "invalid": "sectors must be a list of sector names",
-        "unknown": "unknown sector '{value}'; use one of: " + ", ".join(Sector.values),
-    }
-
     def to_internal_value(self, data):
-        if data in (None, "", []):
-            return []
-        if isinstance(data, str):
-            data = [part.strip() for part in data.split(",") if part.strip()]
-        if not isinstance(data, list) or not all(isinstance(item, str) for item in data):
-            self.fail("invalid")
-        for value in data:
-            if value.strip().lower() not in Sector.values:
-                self.fail("unknown", value=value)
-        return list(dict.fromkeys(value.strip().lower() for value in data))
+        try:
+            return parse_sectors(data)
+        except SectorError as error:
+            raise serializers.ValidationError(str(error)) from None
 
     def to_representation(self, value):
         return value

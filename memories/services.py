@@ -5,20 +5,21 @@ The API, the admin, the management commands and the post-call ingestion all call
 
 import logging
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from embeddings.generation import generate_embedding, generate_embeddings_batch
 from embeddings.providers import get_provider
+from memories.database import user_write_lock
+from memories.forget import FORGETTERS
 from memories.models import Memory, MemoryLink, text_fingerprint
-from memories.scoring import reinforce
-from memories.search import validate_sectors, vector_search
-from memories.sectors import classify_query_sectors
+from memories.reinforcement import reinforce
+from memories.search import vector_search
+from memories.sectors import Sector, SectorError, guess_sectors, parse_sectors
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class MemoryInputError(ValueError):
 
 @dataclass
 class NewMemory:
-    """What a caller wants remembered; sectors are guessed from the text when not given."""
+    """What a caller wants remembered. Sectors are checked here, once; when none is given they are guessed from
+    the text when the memory is stored (a primary and up to two more)."""
 
     text: str
     sector: str | None = None
@@ -40,6 +42,20 @@ class NewMemory:
     source_conversation_id: str = ""
     source_turns: list[int] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            primary = parse_sectors([self.sector] if self.sector else [])
+            self.extra_sectors = [sector for sector in parse_sectors(self.extra_sectors) if sector not in primary]
+        except SectorError as error:
+            raise MemoryInputError(str(error)) from None
+        self.sector = primary[0] if primary else None
+
+    def guess_missing_sectors(self) -> None:
+        if self.sector is None:
+            guess = guess_sectors(self.text)
+            self.sector = Sector(guess.primary)
+            self.extra_sectors = [sector for sector in guess.extras if sector != self.sector]
 
 
 @dataclass
@@ -55,20 +71,6 @@ def clean_text(text: object) -> str:
     if len(text) > settings.MEMORY_MAX_TEXT_CHARS:
         raise MemoryInputError(f"text is {len(text)} characters long; the limit is {settings.MEMORY_MAX_TEXT_CHARS}")
     return text
-
-
-@contextmanager
-def user_write_lock(user_id: str):
-    """Serialise writes of one user, so two concurrent stores of the same fact cannot both insert it.
-
-    PostgreSQL: a transaction-scoped advisory lock per user. SQLite: every transaction already takes the
-    database write lock up front (transaction_mode IMMEDIATE).
-    """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"memories:{user_id}"])
-        yield
 
 
 def create_memory(user_id: str, new: NewMemory, embedding: np.ndarray | None = None) -> StoredMemory:
@@ -96,13 +98,7 @@ def create_memories(
         raise MemoryInputError("user_id must be a non-empty string")
     for item in items:
         item.text = clean_text(item.text)
-        sectors = validate_sectors([item.sector, *item.extra_sectors] if item.sector else item.extra_sectors)
-        if not item.sector:
-            guess = classify_query_sectors(item.text)
-            item.sector = guess.primary
-            item.extra_sectors = [sector for sector in guess.sectors[1:3] if sector != item.sector]
-        elif sectors:
-            item.extra_sectors = [sector for sector in sectors if sector != item.sector]
+        item.guess_missing_sectors()
     if embeddings is None:
         embeddings = generate_embeddings_batch([item.text for item in items])
     model = get_provider().model
@@ -235,8 +231,6 @@ def delete_memory(memory: Memory) -> None:
 
 def forget_user(user_id: str) -> dict[str, int]:
     """Delete everything that holds `user_id`'s text, in one transaction; returns what was deleted, by kind."""
-    from memories.forget import FORGETTERS
-
     counts: dict[str, int] = {}
     with transaction.atomic():
         counts["links"] = MemoryLink.objects.filter(user_id=user_id).delete()[0]

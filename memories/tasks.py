@@ -1,31 +1,35 @@
-"""Background tasks (django-tasks): processing stored post-call events."""
+"""Background work of the memory engine; the only module here that queues anything.
 
-from datetime import timedelta
+A heavy user's dedicated vector index is built by the task worker (CREATE INDEX CONCURRENTLY cannot run in a
+request's transaction, and takes seconds).
+"""
 
-from django.utils import timezone
+import logging
+
+from django.db import transaction
 from django_tasks import task
 
-from memories.models import WebhookEvent
+from memories import user_indexes
 
-
-@task()
-def process_webhook_event_task(event_id: int) -> str:
-    from memories.ingestion import process_webhook_event
-
-    return process_webhook_event(event_id)
-
-
-def schedule_processing(event: WebhookEvent, delay_seconds: float = 0) -> None:
-    """Queue the event's processing (in the caller's transaction: the queue row commits with the event)."""
-    if delay_seconds > 0:
-        process_webhook_event_task.using(run_after=timezone.now() + timedelta(seconds=delay_seconds)).enqueue(event.pk)
-    else:
-        process_webhook_event_task.enqueue(event.pk)
+logger = logging.getLogger(__name__)
 
 
 @task()
 def build_user_index_task(user_id: str) -> str:
     """Build a heavy user's dedicated vector index (memories.user_indexes); returns the index's status."""
-    from memories.user_indexes import build_user_index
+    return user_indexes.build_user_index(user_id).status
 
-    return build_user_index(user_id).status
+
+def schedule_user_index_if_needed(user_id: str) -> bool:
+    """Queue a dedicated index build for a user who has just become heavy; True if queued. Never raises: an
+    index is an optimisation, and its failure must not fail what the caller was doing."""
+    try:
+        if not user_indexes.reserve_index(user_id):
+            return False
+        # After commit: the build cannot run inside the caller's transaction, nor before the row is visible.
+        transaction.on_commit(lambda: build_user_index_task.enqueue(user_id))
+    except Exception:
+        logger.exception("could not queue a dedicated vector index", extra={"user_id": user_id})
+        return False
+    logger.info("dedicated vector index queued", extra={"user_id": user_id})
+    return True

@@ -11,11 +11,11 @@ can prove the partial index applies). Measured in docs/benchmarks.md.
 Each index costs about 4 KB per memory (half what the shared index costs) and is opened on every
 insert into the memories table, so only the MEMORY_USER_INDEX_MAX users with the most memories, from
 MEMORY_USER_INDEX_MIN_MEMORIES on, get one. A user who crosses the threshold gets theirs from the task
-worker after a post-call event (`schedule_if_needed`); `manage.py sync_user_indexes` builds what is missing,
+worker after a post-call event (`memories.tasks`); `manage.py sync_user_indexes` builds what is missing,
 retries failures and drops what is no longer needed. A forgotten user's index is dropped with their data.
+The index's expression, names and health are memories.vector_plans'; this module builds, drops and syncs.
 """
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,14 +24,20 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
-from memories.models import EMBEDDING_DIMENSIONS, Memory, UserVectorIndex
-from memories.search_backends.pgvector import PgVectorSearch
+from memories.models import UserVectorIndex
+from memories.vector_plans import (
+    DEDICATED_INDEX_PREFIX,
+    TABLE,
+    current_memories,
+    dedicated_expression,
+    dedicated_index_name,
+    healthy_dedicated_users,
+    plans,
+)
 
 logger = logging.getLogger(__name__)
-
-INDEX_PREFIX = "memory_user_hnsw_"
-TABLE = Memory._meta.db_table
 # The index is over the vectors cast to halfvec (half the size: about 80 MB for 20,000 memories), which also
 # makes it unmistakable: only the dedicated plan orders by that expression, so PostgreSQL cannot pick the
 # shared index instead (with the same expression it did, on cost; docs/benchmarks.md) and the shared plan
@@ -40,7 +46,7 @@ TABLE = Memory._meta.db_table
 # HTTP benchmark's heavy user recall@15 at ef_search 40 went from 0.979 to 0.999 for 12 s of build instead
 # of 7. The build's memory is raised for its session only, so the graph is built in memory, not on disk.
 BUILD_SQL = (
-    "CREATE INDEX CONCURRENTLY {name} ON {table} USING hnsw ((embedding::halfvec({dimensions})) halfvec_cosine_ops) "
+    "CREATE INDEX CONCURRENTLY {name} ON {table} USING hnsw (({expression}) halfvec_cosine_ops) "
     "WITH (m = 24, ef_construction = 128) WHERE user_id = {user}"
 )
 BUILD_MEMORY = "512MB"
@@ -52,18 +58,6 @@ def supported() -> bool:
 
 def enabled() -> bool:
     return supported() and settings.MEMORY_USER_INDEX_MIN_MEMORIES > 0 and settings.MEMORY_USER_INDEX_MAX > 0
-
-
-def index_name(user_id: str) -> str:
-    return INDEX_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:24]
-
-
-def current_memories(user_id: str, cap: int | None = None) -> int:
-    """The user's current memories (at most `cap`: the count then stops early, an index-only scan)."""
-    queryset = Memory.objects.current().for_user(user_id)
-    if cap is None:
-        return queryset.count()
-    return queryset.values("pk")[:cap].count()
 
 
 def heaviest_users(min_memories: int, limit: int) -> list[tuple[str, int]]:
@@ -85,7 +79,7 @@ def existing_indexes() -> dict[str, bool]:
             "JOIN pg_class index_class ON index_class.oid = pg_index.indexrelid "
             "JOIN pg_class table_class ON table_class.oid = pg_index.indrelid "
             "WHERE table_class.relname = %s AND index_class.relname LIKE %s",
-            [TABLE, INDEX_PREFIX + "%"],
+            [TABLE, DEDICATED_INDEX_PREFIX + "%"],
         )
         return dict(cursor.fetchall())
 
@@ -100,7 +94,7 @@ def build_user_index(user_id: str) -> UserVectorIndex:
         raise RuntimeError("dedicated vector indexes need PostgreSQL with pgvector")
     if connection.in_atomic_block:
         raise RuntimeError("build_user_index cannot run inside a transaction (CREATE INDEX CONCURRENTLY)")
-    name = index_name(user_id)
+    name = dedicated_index_name(user_id)
     record, _ = UserVectorIndex.objects.get_or_create(user_id=user_id, defaults={"index_name": name})
     record.status = UserVectorIndex.Status.BUILDING
     record.memories_at_build = current_memories(user_id)
@@ -113,7 +107,7 @@ def build_user_index(user_id: str) -> UserVectorIndex:
             cursor.execute(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
             try:
                 cursor.execute(
-                    BUILD_SQL.format(name=name, table=TABLE, dimensions=EMBEDDING_DIMENSIONS, user=_literal(user_id))
+                    BUILD_SQL.format(name=name, table=TABLE, expression=dedicated_expression(), user=_literal(user_id))
                 )
             finally:
                 cursor.execute("RESET maintenance_work_mem")
@@ -131,7 +125,7 @@ def build_user_index(user_id: str) -> UserVectorIndex:
         _drop_index(name)  # the user was forgotten during the build: their index goes too
         logger.info("dedicated vector index dropped: user forgotten during the build", extra={"index": name})
         return record
-    PgVectorSearch.forget_plans(user_id)  # this process uses the index at once; the others within a minute
+    plans.forget(user_id)  # this process uses the index at once; the others within a minute
     logger.info(
         "dedicated vector index built",
         extra={
@@ -151,7 +145,7 @@ def drop_user_index(user_id: str) -> bool:
         return False
     _drop_index(record.index_name)
     record.delete()
-    PgVectorSearch.forget_plans(user_id)
+    plans.forget(user_id)
     logger.info("dedicated vector index dropped", extra={"user_id": user_id, "index": record.index_name})
     return True
 
@@ -165,8 +159,9 @@ def forget_user_index(user_id: str) -> int:
     return len(names)
 
 
-def schedule_if_needed(user_id: str) -> bool:
-    """Queue a build of `user_id`'s index if they just reached the threshold and there is room; True if queued.
+def reserve_index(user_id: str) -> bool:
+    """Record that `user_id` gets a dedicated index if they just reached the threshold and there is room; True if
+    a build should now be queued (memories.tasks does that).
 
     Called after each processed post-call event. Cheap for ordinary users: the count stops at the threshold.
     """
@@ -178,11 +173,9 @@ def schedule_if_needed(user_id: str) -> bool:
     if UserVectorIndex.objects.count() >= settings.MEMORY_USER_INDEX_MAX:
         logger.info("dedicated vector index not queued: MEMORY_USER_INDEX_MAX reached", extra={"user_id": user_id})
         return False
-    from memories.tasks import build_user_index_task
-
-    _, created = UserVectorIndex.objects.get_or_create(user_id=user_id, defaults={"index_name": index_name(user_id)})
-    if created:  # after commit: the build cannot run inside the caller's transaction
-        transaction.on_commit(lambda: build_user_index_task.enqueue(user_id))
+    _, created = UserVectorIndex.objects.get_or_create(
+        user_id=user_id, defaults={"index_name": dedicated_index_name(user_id)}
+    )
     return created
 
 
@@ -202,21 +195,21 @@ def plan_sync(min_memories: int, max_indexes: int) -> SyncPlan:
     """
     wanted = heaviest_users(min_memories, max_indexes)
     records = {record.user_id: record for record in UserVectorIndex.objects.all()}
-    present = existing_indexes()
+    healthy = healthy_dedicated_users()
     plan = SyncPlan(build=[], keep=[], drop=[], orphans=[])
     for user_id, count in wanted:
-        (plan.keep if _healthy(records.get(user_id), present) else plan.build).append((user_id, count))
+        (plan.keep if user_id in healthy else plan.build).append((user_id, count))
     wanted_ids = {user_id for user_id, _ in wanted}
-    for user_id, record in records.items():
+    for user_id in records:
         if user_id in wanted_ids:
             continue
         count = current_memories(user_id)
-        if _healthy(record, present) and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
+        if user_id in healthy and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
             plan.keep.append((user_id, count))
         else:
             plan.drop.append(user_id)
     known = {record.index_name for record in records.values()}
-    plan.orphans = sorted(name for name in present if name not in known)
+    plan.orphans = sorted(name for name in existing_indexes() if name not in known)
     return plan
 
 
@@ -243,13 +236,6 @@ def sync(plan: SyncPlan, report: Callable[[str], None] = lambda line: None) -> d
     return counts
 
 
-def _healthy(record: UserVectorIndex | None, present: dict[str, bool]) -> bool:
-    """The row says ready and its index is in the schema, valid (`present`: existing_indexes())."""
-    return (
-        record is not None and record.status == UserVectorIndex.Status.READY and present.get(record.index_name) is True
-    )
-
-
 def _save_unless_forgotten(record: UserVectorIndex, fields: list[str]) -> bool:
     """Save `fields` of `record`; False if its row is gone (forget_user deleted it meanwhile)."""
     values = {field: getattr(record, field) for field in fields}
@@ -257,7 +243,7 @@ def _save_unless_forgotten(record: UserVectorIndex, fields: list[str]) -> bool:
 
 
 def _drop_index(name: str) -> None:
-    if not name.startswith(INDEX_PREFIX) or not name.replace("_", "").isalnum():
+    if not name.startswith(DEDICATED_INDEX_PREFIX) or not name.replace("_", "").isalnum():
         raise ValueError(f"not a dedicated index name: {name!r}")
     with connection.cursor() as cursor:
         cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
@@ -265,7 +251,5 @@ def _drop_index(name: str) -> None:
 
 def _literal(value: str) -> str:
     """`value` as a quoted SQL literal (DDL takes no bound parameters), quoted by psycopg itself."""
-    from psycopg import sql
-
     connection.ensure_connection()
     return sql.Literal(value).as_string(connection.connection)

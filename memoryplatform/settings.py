@@ -46,8 +46,10 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "memoryplatform.apps.MemoryPlatformConfig",
+    "core",
     "embeddings",
     "memories",
+    "calls",
 ]
 
 MIDDLEWARE = [
@@ -195,7 +197,8 @@ EMBEDDING_REQUEST_TIMEOUT = env_float("EMBEDDING_REQUEST_TIMEOUT", 10.0, minimum
 EMBEDDING_MAX_RETRIES = env_int("EMBEDDING_MAX_RETRIES", 2, minimum=0)
 EMBEDDING_TOTAL_TIMEOUT = env_float("EMBEDDING_TOTAL_TIMEOUT", 30.0, minimum=0.1)
 EMBEDDING_PREWARM_ON_STARTUP = env_bool("EMBEDDING_PREWARM_ON_STARTUP", default=False)
-METRICS_TOKEN = env_str("METRICS_TOKEN")
+# Bearer token(s) for /metrics and /metrics/embedding-cache (comma-separated, for rotation).
+METRICS_TOKENS = env_list("METRICS_TOKEN")
 
 # --- Memories: search, scoring, dedupe (docs/memories.md explains each) ---------------------------------------
 

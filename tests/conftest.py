@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 
-from tests.fake_openai import FakeOpenAIServer
+from testkit import elevenlabs
+from testkit.fake_openai import FakeOpenAIServer
 
 PRODUCTION_STACK = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
 
@@ -85,6 +86,14 @@ def clean_embedding_cache(settings, tmp_path):
     reset_embedding_singletons()
     yield
     reset_embedding_singletons()
+
+
+@pytest.fixture
+def call_secrets(settings):
+    """The three ElevenLabs integrations configured with testkit.elevenlabs' secrets."""
+    for name, value in elevenlabs.secret_settings().items():
+        setattr(settings, name, value)
+    settings.ELEVENLABS_TOOL_SECRET_HEADER = settings.ELEVENLABS_INITIATION_SECRET_HEADER = "X-Memory-Secret"
 
 
 @pytest.fixture
@@ -240,9 +249,7 @@ def live_gunicorn(transactional_db, settings):
         "SECURE_SSL_REDIRECT": "0",
         "DATABASE_URL": database_url,
         "TASKS_IN_PROCESS_WORKER": "0",
-        "ELEVENLABS_WEBHOOK_SECRETS": ",".join(settings.ELEVENLABS_WEBHOOK_SECRETS),
-        "ELEVENLABS_TOOL_SECRETS": ",".join(settings.ELEVENLABS_TOOL_SECRETS),
-        "ELEVENLABS_INITIATION_SECRETS": ",".join(settings.ELEVENLABS_INITIATION_SECRETS),
+        **{name: ",".join(getattr(settings, name)) for name in elevenlabs.secret_settings()},
     }
     if not PRODUCTION_STACK:
         env["EMBEDDING_CACHE_PATH"] = settings.CACHES["embeddings"]["LOCATION"]

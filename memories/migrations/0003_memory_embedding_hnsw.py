@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from memories.postgres import on_postgresql
+from memories.database import on_postgresql
 
 CREATE = (
     "CREATE INDEX IF NOT EXISTS memory_embedding_hnsw ON memories_memory "

@@ -1,6 +1,6 @@
 from django.db import migrations
 
-from memories.postgres import on_postgresql
+from memories.database import on_postgresql
 
 SET = "ALTER TABLE memories_memory SET (fillfactor = 80)"
 RESET = "ALTER TABLE memories_memory RESET (fillfactor)"

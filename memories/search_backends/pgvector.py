@@ -1,18 +1,15 @@
-"""pgvector search (the production stack), with the plan chosen by how many memories the user has.
+"""pgvector search (the production stack): the user's plan (memories.vector_plans) decides how rows are found.
 
-Two plans, both filtered by user (see docs/benchmarks.md for the measurements behind the rule):
-- exact: the user's rows through the (user_id, superseded_by) index, distances computed for all of them
-  (a MATERIALIZED CTE keeps the planner from walking the HNSW index and filtering afterwards, which loses
-  recall for small users). Exact, and fast while the user has few memories.
-- hnsw: the HNSW index with iterative scans (pgvector >= 0.8, `hnsw.iterative_scan = relaxed_order`), which
-  keeps scanning until enough rows pass the user filter. Approximate; used for users with at least
-  MEMORY_HNSW_MIN_USER_MEMORIES memories, where an exact scan gets slow.
-- dedicated: the user's own partial HNSW index over halfvec (memories.user_indexes), which holds nothing to
-  filter out: a short walk (MEMORY_USER_INDEX_EF_SEARCH) finds the neighbours, re-ranked by exact distance.
-  Used for users whose dedicated index is ready.
+- exact: a MATERIALIZED CTE over the user's rows keeps the planner from walking the HNSW index and filtering
+  afterwards, which loses recall for small users.
+- shared HNSW: iterative scans (pgvector >= 0.8, `hnsw.iterative_scan = relaxed_order`) keep walking until
+  enough rows pass the user filter; `enable_sort = off` for the transaction, or the planner prefers the btree
+  and a sort.
+- dedicated: orders by the expression only the user's own index holds, a short walk
+  (MEMORY_USER_INDEX_EF_SEARCH), re-ranked by the exact distance; sent unprepared so PostgreSQL plans with the
+  user id's value and can prove the partial index applies.
 """
 
-import time
 import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -23,14 +20,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from pgvector.psycopg import register_vector
 
-from memories.models import EMBEDDING_DIMENSIONS, Memory, UserVectorIndex
 from memories.search_backends.base import SearchBackend, VectorMatch
-
-TABLE = Memory._meta.db_table
-INDEX_TABLE = UserVectorIndex._meta.db_table
-PLAN_CACHE_SIZE = 100_000
-_plans: dict[tuple[str, int], tuple[str, float]] = {}
-
+from memories.vector_plans import TABLE, Plan, dedicated_expression, dedicated_type, plans
 
 _registered: "weakref.WeakSet" = weakref.WeakSet()
 # Session-level hnsw.ef_search last set on each connection by the dedicated plan (outside transactions only).
@@ -57,14 +48,13 @@ class PgVectorSearch(SearchBackend):
     def search(
         self, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
     ) -> list[VectorMatch]:
-        plan = self.choose_plan(user_id)
-        return self.search_with_plan(plan, embedding, user_id, sectors, limit)
+        return self.search_with_plan(plans.choose(user_id), embedding, user_id, sectors, limit)
 
     def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
         """All query vectors in one statement on the exact plan (the user's rows are read once)."""
         if not embeddings:
             return []
-        if self.choose_plan(user_id) != "exact":
+        if plans.choose(user_id) != Plan.EXACT:
             return super().search_many(embeddings, user_id, limit)
         vectors = [np.asarray(embedding, dtype=np.float32) for embedding in embeddings]
         sql = (
@@ -82,37 +72,6 @@ class PgVectorSearch(SearchBackend):
             for position, memory_id, distance in cursor.fetchall():
                 results[position - 1].append(VectorMatch(memory_id=memory_id, similarity=1.0 - float(distance)))
         return results
-
-    @staticmethod
-    def choose_plan(user_id: str) -> str:
-        """ "dedicated" for users with a ready index of their own, "hnsw" for users with at least
-        MEMORY_HNSW_MIN_USER_MEMORIES current memories, else "exact".
-
-        The answer is remembered per process for MEMORY_PLAN_CACHE_SECONDS: the count costs ~20 ms for a heavy
-        user (index-only scan up to the threshold), and a user who crosses the threshold, or whose index
-        becomes ready, is served by the other plan a minute later at worst, which changes speed, not results.
-        """
-        threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
-        if threshold <= 0:
-            return "exact"
-        now = time.monotonic()
-        remembered = _plans.get((user_id, threshold))
-        if remembered is not None and remembered[1] > now:
-            return remembered[0]
-        with connection.cursor() as cursor:
-            # One round trip; the count reads at most `threshold` rows (index-only scan), cheap for every user.
-            cursor.execute(
-                f"SELECT EXISTS (SELECT 1 FROM {INDEX_TABLE} WHERE user_id = %s AND status = %s), "
-                f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE user_id = %s AND superseded_by_id IS NULL "
-                "LIMIT %s) AS capped)",
-                [user_id, UserVectorIndex.Status.READY, user_id, threshold],
-            )
-            dedicated, count = cursor.fetchone()
-        plan = "dedicated" if dedicated else "hnsw" if count >= threshold else "exact"
-        if len(_plans) >= PLAN_CACHE_SIZE:
-            _plans.clear()
-        _plans[(user_id, threshold)] = (plan, now + settings.MEMORY_PLAN_CACHE_SECONDS)
-        return plan
 
     @staticmethod
     def _dedicated_search(vector: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int) -> list:
@@ -134,20 +93,11 @@ class PgVectorSearch(SearchBackend):
             cursor.execute(sql, params, binary=True, prepare=False)  # unprepared: see search_with_plan
             return cursor.fetchall()
 
-    @staticmethod
-    def forget_plans(user_id: str | None = None) -> None:
-        """Drop this process' remembered plans (of one user, or all): the next search decides afresh."""
-        if user_id is None:
-            _plans.clear()
-            return
-        for key in [key for key in _plans if key[0] == user_id]:
-            del _plans[key]
-
     def search_with_plan(
-        self, plan: str, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
+        self, plan: Plan, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
     ) -> list[VectorMatch]:
         vector = np.asarray(embedding, dtype=np.float32)
-        if plan == "exact":
+        if plan == Plan.EXACT:
             sector_sql, sector_params = sector_filter(sectors)
             sql = (
                 f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
@@ -158,11 +108,13 @@ class PgVectorSearch(SearchBackend):
             with vector_cursor() as cursor:
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
-        elif plan == "dedicated" and not connection.in_atomic_block:
+        elif plan == Plan.DEDICATED and not connection.in_atomic_block:
             rows = self._dedicated_search(vector, user_id, sectors, limit)
         else:
-            sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=plan == "dedicated")
-            ef_search = settings.MEMORY_USER_INDEX_EF_SEARCH if plan == "dedicated" else settings.MEMORY_HNSW_EF_SEARCH
+            sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=plan == Plan.DEDICATED)
+            ef_search = (
+                settings.MEMORY_USER_INDEX_EF_SEARCH if plan == Plan.DEDICATED else settings.MEMORY_HNSW_EF_SEARCH
+            )
             with transaction.atomic(), vector_cursor() as cursor:
                 # One round trip for the three settings. With a selective user filter the planner prefers the
                 # btree plus a sort; this plan exists to walk an HNSW index instead, hence enable_sort. (JIT,
@@ -173,9 +125,9 @@ class PgVectorSearch(SearchBackend):
                 )
                 # Unprepared: PostgreSQL then plans with the user id's value, which is what lets it prove that
                 # a dedicated partial index (WHERE user_id = '...') applies.
-                cursor.execute(sql, params, binary=True, prepare=False if plan == "dedicated" else None)
+                cursor.execute(sql, params, binary=True, prepare=False if plan == Plan.DEDICATED else None)
                 rows = cursor.fetchall()
-        if plan != "exact":
+        if plan != Plan.EXACT:
             rows.sort(key=lambda row: (row[1], row[0]))  # relaxed_order may return slightly out of order
         return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]
 
@@ -185,13 +137,13 @@ def hnsw_query(
 ) -> tuple[str, list]:
     """The approximate plans' statement and parameters: nearest first, by an HNSW index.
 
-    `dedicated` orders by the halfvec expression that only the users' own indexes hold (memories.user_indexes);
-    the distance returned is the exact one either way.
+    `dedicated` orders by the expression that only the users' own indexes hold (memories.vector_plans); the
+    distance returned is the exact one either way.
     """
     sector_sql, sector_params = sector_filter(sectors)
     order, order_params = "distance", []
     if dedicated:
-        order = f"embedding::halfvec({EMBEDDING_DIMENSIONS}) <=> %s::halfvec({EMBEDDING_DIMENSIONS})"
+        order = f"{dedicated_expression()} <=> %s::{dedicated_type()}"
         order_params = [vector]
     sql = (
         f"SELECT id, embedding <=> %s AS distance FROM {TABLE} "

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
+from calls.models import WebhookEvent
 from embeddings.generation import generate_embeddings_batch
 from embeddings.prewarm import cached_query_texts
 from embeddings.statistics import collect_statistics
-from memories.models import WebhookEvent
+from testkit.elevenlabs import transcription_payload
 from tests.conftest import PRODUCTION_STACK
-from tests.elevenlabs import transcription_payload
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,7 +166,7 @@ def test_operator_flows_in_a_real_browser(browser, live_server):
     assert 'alt="True"' in steps.page  # the "cached now" column
     steps.shot("prewarm-warmed")
 
-    steps.open("/admin/memories/webhookevent/?status__exact=failed")
+    steps.open("/admin/calls/webhookevent/?status__exact=failed")
     assert "conv_e2e" in steps.page
     steps.click("input.action-select")
     Select(browser.find_element("name", "action")).select_by_value("replay_selected")

@@ -4,11 +4,12 @@ import pytest
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 
+from calls.models import CallerIdentity, WebhookEvent
 from embeddings.generation import generate_embeddings_batch
-from embeddings.models import PrewarmQuery
+from embeddings.models import CacheStatsSample, PrewarmQuery
 from embeddings.prewarm import cached_query_texts
 from embeddings.statistics import collect_statistics
-from memories.models import CallerIdentity, Memory, WebhookEvent
+from memories.models import Memory
 from memories.services import NewMemory, create_memory
 from tests.factories import make_memory
 
@@ -21,7 +22,9 @@ CLEAR_URL = "/admin/embedding-cache/clear/"
 @pytest.fixture
 def operator(client):
     user = User.objects.create_user("operator", password="pw", is_staff=True)
-    user.user_permissions.add(*Permission.objects.filter(content_type__app_label__in=["embeddings", "memories"]))
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["embeddings", "memories", "calls"])
+    )
     client.force_login(user)
     return user
 
@@ -30,7 +33,9 @@ def operator(client):
 def viewer(client):
     user = User.objects.create_user("viewer", password="pw", is_staff=True)
     user.user_permissions.add(
-        *Permission.objects.filter(content_type__app_label__in=["embeddings", "memories"], codename__startswith="view")
+        *Permission.objects.filter(
+            content_type__app_label__in=["embeddings", "memories", "calls"], codename__startswith="view"
+        )
     )
     client.force_login(user)
     return user
@@ -51,6 +56,12 @@ def test_cache_page_shows_the_statistics(client, operator):
     assert f'id="stat-provider-calls">{stats.provider_calls}<' in page
     assert stats.evictions_scope in page
     assert 'id="clear-cache"' in page
+
+
+def test_viewing_the_cache_page_writes_nothing(client, operator):
+    generate_embeddings_batch(["alpha"])
+    client.get(CACHE_URL)
+    assert not CacheStatsSample.objects.exists(), "samples come from the worker, not from page views"
 
 
 def test_low_hit_rate_alert_is_shown(client, operator):
@@ -143,13 +154,13 @@ def test_webhook_payload_is_pretty_with_secrets_masked_and_replay(client, operat
             },
         },
     )
-    page = client.get(f"/admin/memories/webhookevent/{event.pk}/change/").content.decode()
+    page = client.get(f"/admin/calls/webhookevent/{event.pk}/change/").content.decode()
     assert "I prefer email" in page and "sk-live-123" not in page and "Bearer xyz" not in page
     assert "&quot;conversation_id&quot;: &quot;conv_1&quot;" in page  # pretty-printed JSON
     response = client.post(
-        "/admin/memories/webhookevent/", {"action": "replay_selected", "_selected_action": [event.pk]}, follow=True
+        "/admin/calls/webhookevent/", {"action": "replay_selected", "_selected_action": [event.pk]}, follow=True
     )
     assert b"Queued 1 events" in response.content
     event.refresh_from_db()
     assert (event.status, event.attempts) == ("received", 0)
-    assert client.get("/admin/memories/webhookevent/", {"status__exact": "received"}).status_code == 200
+    assert client.get("/admin/calls/webhookevent/", {"status__exact": "received"}).status_code == 200

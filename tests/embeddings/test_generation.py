@@ -8,7 +8,7 @@ import pytest
 from embeddings.errors import EmbeddingDimensionsError, EmbeddingInputError, EmbeddingProviderError
 from embeddings.generation import generate_embedding, generate_embeddings_batch
 from embeddings.statistics import collect_statistics
-from tests.fake_openai import fake_vector
+from testkit.fake_openai import fake_vector
 
 
 def test_batch_returns_vectors_in_input_order_and_embeds_each_distinct_text_once(fake_openai):

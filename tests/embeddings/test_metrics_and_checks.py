@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_metrics_need_staff_or_token(client, settings):
-    settings.METRICS_TOKEN = "metrics-secret"
+    settings.METRICS_TOKENS = ["metrics-secret"]
     for url in ("/metrics", "/metrics/embedding-cache"):
         assert client.get(url).status_code == 401
         assert client.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
@@ -29,7 +29,7 @@ def test_metrics_need_staff_or_token(client, settings):
 
 
 def test_no_token_configured_means_no_token_access(client, settings):
-    settings.METRICS_TOKEN = ""
+    settings.METRICS_TOKENS = []
     assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
 
 
@@ -119,7 +119,8 @@ def test_prometheus_text_has_the_memory_side_and_every_alert_names_a_served_metr
 
     import yaml
 
-    from memories.models import UserVectorIndex, WebhookEvent
+    from calls.models import WebhookEvent
+    from memories.models import UserVectorIndex
 
     for index, status in enumerate(["received", "failed", "failed", "processed"]):
         WebhookEvent.objects.create(

@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from memories.models import Memory, MemoryLink
+from testkit.elevenlabs import TOOL_SECRET, TOOL_URL
 from tests.factories import make_memory
 
 pytestmark = pytest.mark.django_db
@@ -92,13 +93,12 @@ def test_links_of_a_memory(api):
     ]
 
 
-def test_search_equals_the_tool(api, client, settings):
-    settings.ELEVENLABS_TOOL_SECRETS = ["s"]
+def test_search_equals_the_tool(api, client, call_secrets):
     api.post("/api/memories", {"user_id": "alice", "text": "My invoice from March was wrong"}, format="json")
     api.post("/api/memories", {"user_id": "alice", "text": "I have a dog called Rex"}, format="json")
     body = {"query": "invoice problem", "user_id": "alice", "limit": 1}
     operator = api.post("/api/memories/search", body, format="json")
-    tool = client.post("/tools/memory-query", body, content_type="application/json", headers={"X-Memory-Secret": "s"})
+    tool = client.post(TOOL_URL, body, content_type="application/json", headers={"X-Memory-Secret": TOOL_SECRET})
     assert operator.status_code == tool.status_code == 200
     assert [m["id"] for m in operator.json()["memories"]] == [m["id"] for m in tool.json()["memories"]]
     assert "search;dur=" in operator["Server-Timing"]

@@ -7,9 +7,9 @@ from django.core.management import CommandError, call_command
 
 from memories.checks import assert_ready_to_serve, check_embedding_dimensions
 from memories.models import Memory
+from testkit.fake_openai import fake_vector
 from tests.conftest import reset_embedding_singletons
 from tests.factories import make_memory
-from tests.fake_openai import fake_vector
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,8 @@ from django.utils import timezone
 
 from memories.models import Memory
 from memories.query import query_memories
-from memories.scoring import ScoredMemory, rank, reinforce
+from memories.reinforcement import reinforce
+from memories.scoring import ScoredMemory, rank
 from memories.search import expand_via_links, vector_search
 from tests.factories import make_link, make_memory, near, random_unit_vector
 

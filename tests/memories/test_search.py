@@ -6,6 +6,7 @@ from django.db import connection
 
 from memories.search import vector_search
 from memories.search_backends.exact import ExactNumpySearch
+from memories.vector_plans import plans
 from tests.factories import make_memory, near, random_unit_vector
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +55,6 @@ def test_sector_filter_uses_primary_and_extra_sectors():
     assert [m.memory.pk for m in vector_search(query, "alice", ["episodic"])] == [episodic.pk, both.pk]
     assert [m.memory.pk for m in vector_search(query, "alice", ["semantic"])] == [semantic.pk]
     assert len(vector_search(query, "alice", None)) == 3
-    with pytest.raises(ValueError, match="unknown sector 'gossip'"):
-        vector_search(query, "alice", ["gossip"])
 
 
 def test_superseded_memories_are_not_returned():
@@ -97,16 +96,14 @@ def test_both_pgvector_plans_agree_with_exact_search(population, settings):
 
 @pytest.mark.postgres
 def test_plan_is_chosen_by_the_users_memory_count(population, settings):
-    from memories.search_backends.pgvector import PgVectorSearch
-
     settings.MEMORY_PLAN_CACHE_SECONDS = 0  # decide afresh on every call
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 40
-    assert PgVectorSearch.choose_plan("alice") == "hnsw"
-    assert PgVectorSearch.choose_plan("carol") == "exact"
+    assert plans.choose("alice") == "hnsw"
+    assert plans.choose("carol") == "exact"
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 41
-    assert PgVectorSearch.choose_plan("alice") == "exact"
+    assert plans.choose("alice") == "exact"
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 0
-    assert PgVectorSearch.choose_plan("alice") == "exact"
+    assert plans.choose("alice") == "exact"
 
 
 @pytest.mark.postgres

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from memories import user_indexes
 from memories.models import Memory, UserVectorIndex
 from memories.services import forget_user
+from memories.vector_plans import DEDICATED_INDEX_PREFIX, plans
 from tests.factories import make_memory, random_unit_vector
 
 QUOTED_USER = "o'brien'); DROP TABLE memories_memory; --"
@@ -52,8 +53,6 @@ def run(*args) -> str:
 @pytest.fixture
 def population(settings):
     """whale 80 memories, dolphin 60, seal 55, shrimp 20; indexes from 50 memories, at most two."""
-    from memories.search_backends.pgvector import PgVectorSearch
-
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 30
     settings.MEMORY_USER_INDEX_MIN_MEMORIES = 50
     settings.MEMORY_USER_INDEX_MAX = 2
@@ -67,7 +66,7 @@ def population(settings):
     # Indexes live in the schema, which the test database keeps between tests: drop them.
     for name in user_indexes.existing_indexes():
         user_indexes._drop_index(name)
-    PgVectorSearch.forget_plans()
+    plans.forget()
 
 
 @pytest.mark.postgres
@@ -89,8 +88,8 @@ def test_a_built_index_is_partial_to_the_user_and_their_searches_use_it(populati
     assert Memory.objects.count() == 215 + (3 if user_id == QUOTED_USER else 0), "the quoted id ran nothing"
 
     backend = PgVectorSearch()
-    assert backend.choose_plan(user_id) == "dedicated"
-    assert backend.choose_plan("dolphin") == "hnsw"
+    assert plans.choose(user_id) == "dedicated"
+    assert plans.choose("dolphin") == "hnsw"
     query = random_unit_vector(population)
     assert record.index_name in explain(user_id, query, dedicated=True)
     assert record.index_name not in explain(user_id, query, dedicated=False), "the shared plan keeps to its index"
@@ -120,7 +119,7 @@ def test_sync_builds_for_the_heaviest_users_drops_what_is_no_longer_needed(popul
     Memory.objects.filter(pk__in=Memory.objects.filter(user_id="dolphin").values("pk")[:40]).delete()
     with connection.cursor() as cursor:  # an index left behind by a forgotten user whose drop never ran
         cursor.execute(
-            f"CREATE INDEX {user_indexes.INDEX_PREFIX}0000 ON memories_memory USING hnsw "
+            f"CREATE INDEX {DEDICATED_INDEX_PREFIX}0000 ON memories_memory USING hnsw "
             "(embedding vector_cosine_ops) WHERE user_id = 'gone'"
         )
     out = run()
@@ -163,27 +162,28 @@ def test_forgetting_a_user_drops_their_index(population):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_user_who_becomes_heavy_after_a_call_gets_an_index_from_the_worker(population, client, settings):
-    from memories.ingestion import process_webhook_event
-    from memories.models import WebhookEvent
-    from tests.elevenlabs import transcription_payload
+    from calls.models import WebhookEvent
+    from calls.tasks import process_webhook_event_task
+    from memories.tasks import schedule_user_index_if_needed
+    from testkit.elevenlabs import transcription_payload
+    from testkit.tasks import drain_task_queue
 
     settings.MEMORY_USER_INDEX_MAX = 5
     for _ in range(48):
         make_memory("usr_caller", embedding=random_unit_vector(population))
-    assert not user_indexes.schedule_if_needed("usr_caller"), "48 memories: below the threshold"
+    assert not schedule_user_index_if_needed("usr_caller"), "48 memories: below the threshold"
     event = WebhookEvent.objects.create(
         event_type="post_call_transcription",
         dedupe_key="test-heavy",
         body_sha256="0" * 64,
         payload=transcription_payload(user_id="usr_caller"),
     )
-    assert process_webhook_event(event.pk) == "processed"
+    assert process_webhook_event_task.call(event.pk) == "processed"
     record = UserVectorIndex.objects.get(user_id="usr_caller")
     assert record.status == "queued"
-    assert not user_indexes.schedule_if_needed("usr_caller"), "queued once"
+    assert not schedule_user_index_if_needed("usr_caller"), "queued once"
 
-    out = StringIO()
-    call_command("db_worker", "--batch", "--no-startup-delay", "--interval", "0", stdout=out, stderr=out)
+    drain_task_queue()
     record.refresh_from_db()
     assert record.status == "ready" and record.memories_at_build >= 50
     assert user_indexes.existing_indexes() == {record.index_name: True}
@@ -193,8 +193,8 @@ def test_a_user_who_becomes_heavy_after_a_call_gets_an_index_from_the_worker(pop
 @pytest.mark.django_db(transaction=True)
 def test_no_index_is_queued_beyond_the_maximum(population, settings):
     settings.MEMORY_USER_INDEX_MAX = 1
-    assert user_indexes.schedule_if_needed("whale")
-    assert not user_indexes.schedule_if_needed("dolphin")
+    assert user_indexes.reserve_index("whale")
+    assert not user_indexes.reserve_index("dolphin")
     assert list(UserVectorIndex.objects.values_list("user_id", flat=True)) == ["whale"]
 
 
@@ -209,7 +209,7 @@ def test_building_inside_a_transaction_is_refused(population):
 def test_dedicated_indexes_exist_on_postgresql_only():
     if connection.vendor == "sqlite":
         assert not user_indexes.enabled()
-        assert not user_indexes.schedule_if_needed("anyone")
+        assert not user_indexes.reserve_index("anyone")
         with pytest.raises(CommandError, match="need PostgreSQL"):
             run()
     else:

@@ -1,0 +1,79 @@
+"""Who a call is about: phone numbers map to one user id; web calls carry the user id explicitly."""
+
+import secrets
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from calls.models import CallerIdentity
+from calls.payloads import CallerHint
+from calls.phone import normalize_phone_number
+from memories.database import relaxed_commit
+from memories.models import Memory
+
+USER_ID_PREFIX = "usr_"
+MAX_USER_ID_CHARS = 128
+
+
+@dataclass(frozen=True)
+class ResolvedCaller:
+    user_id: str
+    known: bool  # the phone number (or user id) had been seen before this call
+    phone_number: str | None = None
+
+
+def new_user_id() -> str:
+    return USER_ID_PREFIX + secrets.token_hex(8)
+
+
+def resolve_caller(hint: CallerHint, record_call: bool = True) -> ResolvedCaller | None:
+    """The user behind a call.
+
+    An explicit user id (web calls, or our own id echoed back by the agent) wins. Otherwise the phone number
+    is normalised to E.164 and looked up; an unknown number gets a new user id. None when the call carries
+    neither a usable number nor a user id.
+    """
+    user_id = (hint.user_id or "").strip()
+    if user_id and len(user_id) <= MAX_USER_ID_CHARS:  # a longer id is no id of ours: never cut it into another
+        return ResolvedCaller(user_id=user_id, known=_user_known(user_id))
+    number = normalize_phone_number(hint.phone)
+    if number is None:
+        return None
+    identity = CallerIdentity.objects.filter(phone_number=number).first()
+    if identity is None:
+        try:
+            with transaction.atomic():
+                identity = CallerIdentity.objects.create(phone_number=number, user_id=new_user_id())
+            known = False
+        except IntegrityError:  # the same new caller, resolved concurrently
+            identity = CallerIdentity.objects.get(phone_number=number)
+            known = True
+    else:
+        known = True
+    if record_call:
+        with relaxed_commit():
+            CallerIdentity.objects.filter(pk=identity.pk).update(calls=F("calls") + 1, last_seen_at=timezone.now())
+    return ResolvedCaller(user_id=identity.user_id, known=known, phone_number=number)
+
+
+def _user_known(user_id: str) -> bool:
+    return Memory.objects.filter(user_id=user_id).exists() or CallerIdentity.objects.filter(user_id=user_id).exists()
+
+
+def tool_user_id(user_id: object, phone: object) -> object:
+    """The user id a tool call is about: our `user_id` as sent, else the caller's number mapped through the
+    identities (calls.payloads.tool_caller gives both).
+
+    Raw values, for the tool's serializer to judge. A phone number that maps to no known user is returned as
+    given: it then matches no memories.
+    """
+    if user_id is not None:
+        return user_id
+    number = normalize_phone_number(phone) if isinstance(phone, str) else None
+    if number:
+        identity = CallerIdentity.objects.filter(phone_number=number).only("user_id").first()
+        if identity is not None:
+            return identity.user_id
+    return phone

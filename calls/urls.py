@@ -1,0 +1,13 @@
+from django.urls import path
+
+from calls import views
+
+urlpatterns = [
+    path("tools/memory-query", views.memory_query_tool, name="tool-memory-query"),
+    path(
+        "webhooks/elevenlabs/conversation-initiation",
+        views.conversation_initiation_webhook,
+        name="elevenlabs-conversation-initiation",
+    ),
+    path("webhooks/elevenlabs/post-call", views.post_call_webhook, name="elevenlabs-post-call"),
+]
