@@ -11,10 +11,10 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
-RUN SECRET_KEY=build-only-collectstatic python manage.py collectstatic --no-input -v 0 \
+RUN SECRET_KEY=build-only-collectstatic-never-used-to-serve-0123456789abcdefghij python manage.py collectstatic --no-input -v 0 \
     && useradd --system --home /app memoryplatform \
     && mkdir -p /app/data && chown -R memoryplatform /app/data
 USER memoryplatform
 
 EXPOSE 8000
-CMD ["gunicorn", "memoryplatform.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["gunicorn", "memoryplatform.wsgi"]

@@ -66,7 +66,7 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
             "READ_DOTENV": "0",
             "DEBUG": "1",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "ALLOWED_HOSTS": "testserver",
             "DATA_DIR": str(data_dir),
             "TASKS_IN_PROCESS_WORKER": "0",

@@ -38,7 +38,7 @@ def setup_django(data_dir: str, base_url: str) -> None:
         {
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
             "READ_DOTENV": "0",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "TASKS_IN_PROCESS_WORKER": "0",
             "DATA_DIR": data_dir,
             "EMBEDDING_CACHE_PATH": str(Path(data_dir) / "embedding-cache.sqlite3"),

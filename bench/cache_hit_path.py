@@ -61,7 +61,7 @@ def setup_django(redis_url: str, data_dir: str, dimensions: int, prefix: str) ->
         {
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
             "READ_DOTENV": "0",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "DATA_DIR": data_dir,
             "TASKS_IN_PROCESS_WORKER": "0",
             "LOG_LEVEL": "WARNING",

@@ -115,7 +115,7 @@ def child_env(data_dir: Path, size: int, dimensions: int) -> dict[str, str]:
         {
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
             "READ_DOTENV": "0",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "TASKS_IN_PROCESS_WORKER": "0",
             "LOG_LEVEL": "WARNING",
             "DATA_DIR": str(data_dir),

@@ -4,7 +4,8 @@
     .venv/bin/python bench/http_latency.py --stack production --duration 20
     .venv/bin/python bench/http_latency.py --tiny           # seconds; what the test suite runs
 
-gunicorn with 2 sync workers serves the project; wrk (Debian package `wrk`) drives it from this machine.
+gunicorn (gunicorn.conf.py: 2 gthread workers x 8 threads) serves the project; wrk (Debian package `wrk`)
+drives it from this machine.
 Data: 1,000 users x 80 synthetic memories plus one heavy user of 20,000 (100,000 memories), a caller
 identity per user, the embedding cache warm for every query text and prewarm query (as in production after
 a few calls). On PostgreSQL the memories are texts drawn from each user's topics and embedded by the local
@@ -68,7 +69,7 @@ def stack_env(stack: str, data_dir: Path, database_url: str, redis_url: str) -> 
         "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
         "READ_DOTENV": "0",
         "DEBUG": "0",
-        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
@@ -141,23 +142,13 @@ def vacuum(env: dict) -> None:
         connection.execute("VACUUM (ANALYZE) memories_memory")
 
 
-def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
+def start_gunicorn(env: dict, workers: int, threads: int) -> tuple[subprocess.Popen, int]:
+    """gunicorn as gunicorn.conf.py configures it (gthread), with `workers` processes of `threads` threads."""
     port = free_port()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "memoryplatform.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-        ],
+        [sys.executable, "-m", "gunicorn", "memoryplatform.wsgi", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
-        env=env,
+        env={**env, "WEB_WORKERS": str(workers), "WEB_THREADS": str(threads), "WEB_ACCESS_LOG": ""},
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -172,9 +163,9 @@ def start_gunicorn(env: dict, workers: int) -> tuple[subprocess.Popen, int]:
 
 
 def wait_until_idle(port: int, workers: int, timeout: float = 300) -> None:
-    """Wait until every worker answers /healthz at once: requests wrk left queued (it stops sending, the server
-    goes on serving what it accepted) would otherwise be measured as the next row's latency. A heavy user on
-    the embedded stack leaves several seconds of them after 32 clients."""
+    """Wait until `workers` concurrent /healthz (every thread of every process) are all answered at once: requests
+    wrk left queued (it stops sending, the server goes on serving what it accepted) would otherwise be measured as
+    the next row's latency. A heavy user on the embedded stack leaves several seconds of them after 32 clients."""
     from concurrent.futures import ThreadPoolExecutor
 
     def quick(_) -> bool:
@@ -240,7 +231,8 @@ def main() -> None:
     parser.add_argument("--stack", choices=["both", "production", "embedded"], default="both")
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn process (gthread)")
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--per-user", type=int, default=80)
     parser.add_argument("--heavy", type=int, default=20_000)
@@ -317,14 +309,14 @@ def main() -> None:
             for number, run in enumerate(runs):
                 if number:
                     manage(env, "sync_user_indexes", "--max-indexes", "0")  # drops the dedicated index
-                process, port = start_gunicorn(env, args.workers)
+                process, port = start_gunicorn(env, args.workers, args.threads)
                 try:
                     for endpoint, who, path, bodies, client_counts in run:
                         if stack == "production":
                             vacuum(env)
                         run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
                         for count in client_counts:
-                            wait_until_idle(port, args.workers)
+                            wait_until_idle(port, args.workers * args.threads)
                             result = run_wrk(port, path, bodies, count, args.duration)
                             results.append((stack, endpoint, who, count, result))
                             print(
@@ -342,7 +334,8 @@ def main() -> None:
     print()
     print(
         f"{total:,} memories ({args.users:,} users x {args.per_user} + one heavy user of {args.heavy:,}); "
-        f"gunicorn {args.workers} sync workers; wrk, {args.duration:g} s per row; warm embedding cache"
+        f"gunicorn {args.workers} gthread workers x {args.threads} threads; wrk, {args.duration:g} s per row; "
+        "warm embedding cache"
     )
     print()
     print("| stack | endpoint | user | clients | p50 ms | p95 ms | p99 ms | req/s | errors |")

@@ -48,7 +48,7 @@ def main() -> None:
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
             "READ_DOTENV": "0",
             "DEBUG": "0",
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "ALLOWED_HOSTS": "testserver",
             "SECURE_SSL_REDIRECT": "0",
             "LOG_LEVEL": "WARNING",

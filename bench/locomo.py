@@ -381,7 +381,7 @@ def setup_django(data_dir: str, database_url: str | None) -> None:
     os.environ.update(
         {
             "DATA_DIR": data_dir,
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "READ_DOTENV": "0",
             "TASKS_IN_PROCESS_WORKER": "0",
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",

@@ -40,7 +40,7 @@ def setup_django(url: str) -> None:
     os.environ.update(
         {
             "DATABASE_URL": url,
-            "SECRET_KEY": "bench",
+            "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "READ_DOTENV": "0",
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
         }

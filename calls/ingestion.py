@@ -1,33 +1,47 @@
-"""Processing a stored post-call event: who called, what to remember, stored in one transaction.
+"""Processing a stored post-call event: claim it, work out what to remember, store it in one short transaction.
 
-`process_webhook_event` claims the event, ingests it and records the result; it queues nothing and returns an
-`Outcome` that says what should happen next (calls.tasks acts on it: a retry after a transient failure, a
-dedicated index for a user who has become heavy). Processing is idempotent: memories are deduped per user, so
-a replay of an already processed call reinforces instead of duplicating.
+1. Claim: one UPDATE moves a waiting event (or one whose claim's lease ran out) to `processing` with a fresh
+   claim token and a lease of WEBHOOK_LEASE_SECONDS. A worker that dies leaves a lease that runs out; the
+   sweeper (calls.tasks) then retries the event, no operator needed.
+2. Prepare, outside any transaction: who called, what to remember (rules or the LLM), and the embeddings. This
+   is where a provider or an LLM may be slow, and no lock is held meanwhile (SQLite has one write lock for the
+   whole database: a transaction held during a provider call made webhooks wait and fail).
+3. Store, in one transaction: only if the claim is still ours, the memories and the event's new status.
+
+`process_webhook_event` queues nothing: it returns an `Outcome` and calls.tasks acts on it. Processing is
+idempotent: memories are deduped per user, so a retry after a crash reinforces instead of duplicating.
 """
 
 import logging
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import openai
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import DatabaseError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from calls import payloads
 from calls.extraction import extract_memories_from_transcript
 from calls.identity import resolve_caller
-from calls.llm_extraction import extract_with_llm
+from calls.llm_extraction import ExtractedFact, extract_with_llm
 from calls.models import WebhookEvent
 from embeddings.errors import EmbeddingProviderError
 from memories.models import MemoryLink
 from memories.reinforcement import reinforce
-from memories.services import create_memories, link_memories, supersede_memory
+from memories.services import PreparedMemory, link_memories, prepare_memories, store_memories, supersede_memory
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (EmbeddingProviderError, openai.APIError, OperationalError, TimeoutError)
-PROCESSABLE = (WebhookEvent.Status.RECEIVED, WebhookEvent.Status.RETRYING)
+# Worth another attempt: the provider or the LLM down or slow, the database away for a moment.
+TRANSIENT_ERRORS = (EmbeddingProviderError, openai.APIError, DatabaseError, TimeoutError)
+LOST_CLAIM = "claim lost"
+
+
+class ClaimLost(Exception):
+    """The event's lease ran out and another worker claimed it: this worker's work is dropped."""
 
 
 @dataclass
@@ -48,6 +62,15 @@ class Outcome:
     retry_in_seconds: float | None = None  # set when a transient failure should be retried
 
 
+@dataclass
+class PreparedCall:
+    """Everything to store for one call, computed before the store's transaction."""
+
+    user_id: str
+    memories: list[PreparedMemory]
+    facts: list[ExtractedFact] = field(default_factory=list)  # LLM extraction: what to do with each memory
+
+
 def post_call_user(data: dict) -> str | None:
     """The user a post-call transcription is about: our user id if the call carries it, else the caller's
     phone number through the identity table (a new number gets a new user)."""
@@ -55,70 +78,82 @@ def post_call_user(data: dict) -> str | None:
     return caller.user_id if caller else None
 
 
-def ingest_transcription(payload: dict) -> IngestResult | None:
+def prepare_call(payload: dict) -> PreparedCall | None:
+    """Who called and what to remember, embedded; None when the payload names no caller. No transaction."""
     data = payloads.event_data(payload)
     user_id = post_call_user(data)
     if user_id is None:
         return None
     if settings.EXTRACTION_LLM_MODEL:
-        return _ingest_with_llm(user_id, data)
-    stored = create_memories(user_id, extract_memories_from_transcript(data), link_together=True)
-    return IngestResult(
-        user_id=user_id,
+        facts = extract_with_llm(user_id, data)
+        to_store = [fact for fact in facts if fact.action != "reinforce"]
+        return PreparedCall(user_id, prepare_memories([fact.memory for fact in to_store]), facts)
+    return PreparedCall(user_id, prepare_memories(extract_memories_from_transcript(data)))
+
+
+def store_call(call: PreparedCall) -> IngestResult:
+    """Store a prepared call (inside the caller's transaction)."""
+    stored = store_memories(call.user_id, call.memories, link_together=True)
+    result = IngestResult(
+        user_id=call.user_id,
         created=sum(item.created for item in stored),
         reinforced=sum(not item.created for item in stored),
     )
-
-
-def _ingest_with_llm(user_id: str, data: dict) -> IngestResult:
-    facts = extract_with_llm(user_id, data)
-    to_store = [fact for fact in facts if fact.action != "reinforce"]
-    stored = create_memories(user_id, [fact.memory for fact in to_store], link_together=True)
-    result = IngestResult(user_id=user_id, created=sum(item.created for item in stored), reinforced=0)
-    for fact in facts:
-        if fact.action == "reinforce" and fact.target is not None:
-            reinforce([fact.target.pk])
-            result.reinforced += 1
-    for fact, item in zip(to_store, stored, strict=True):
-        if not item.created:
-            result.reinforced += 1
-        elif fact.action == "supersede" and fact.target is not None and fact.target.pk != item.memory.pk:
+    reinforced = [fact.target.pk for fact in call.facts if fact.action == "reinforce" and fact.target is not None]
+    if reinforced:
+        reinforce(reinforced)
+        result.reinforced += len(reinforced)
+    stored_facts = [fact for fact in call.facts if fact.action != "reinforce"]
+    for fact, item in zip(stored_facts, stored if call.facts else [], strict=True):
+        if not item.created or fact.target is None or fact.target.pk == item.memory.pk:
+            continue
+        if fact.action == "supersede":
             supersede_memory(fact.target, item.memory)
             result.superseded += 1
-        elif fact.target is not None:
+        else:
             link_memories(fact.target, item.memory, weight=0.5, reason=MemoryLink.Reason.SIMILAR)
     return result
 
 
+def claim_event(event_id: int) -> WebhookEvent | None:
+    """Claim a waiting event, or one whose claim expired, for WEBHOOK_LEASE_SECONDS; None if not claimable."""
+    now = timezone.now()
+    token = secrets.token_hex(16)
+    claimable = Q(status__in=WebhookEvent.WAITING) | Q(status=WebhookEvent.Status.PROCESSING, lease_expires_at__lte=now)
+    claimed = (
+        WebhookEvent.objects.filter(claimable, pk=event_id).update(
+            status=WebhookEvent.Status.PROCESSING,
+            attempts=F("attempts") + 1,
+            claim_token=token,
+            lease_expires_at=now + timedelta(seconds=settings.WEBHOOK_LEASE_SECONDS),
+        )
+        == 1
+    )
+    return WebhookEvent.objects.filter(pk=event_id, claim_token=token).first() if claimed else None
+
+
 def process_webhook_event(event_id: int) -> Outcome:
     """Process one stored event. Safe to call twice (the second call does nothing and reports the status)."""
-    with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.status not in PROCESSABLE:
-            return Outcome(status=event.status if event else "missing")
-        event.status = WebhookEvent.Status.PROCESSING
-        event.attempts += 1
-        event.save(update_fields=["status", "attempts"])
+    event = claim_event(event_id)
+    if event is None:
+        status = WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
+        return Outcome(status=status or "missing")
     try:
+        call = prepare_call(event.payload or {})
         with transaction.atomic():
-            result = ingest_transcription(event.payload or {})
-            if result is None:
-                event.status = WebhookEvent.Status.IGNORED
-                event.last_error = "no caller identity: neither a user id nor a phone number in the payload"
-            else:
-                event.status = WebhookEvent.Status.PROCESSED
-                event.user_id = result.user_id
-                event.memories_created = result.created
-                event.memories_reinforced = result.reinforced
-                event.last_error = ""
-            event.processed_at = timezone.now()
-            event.save()
+            if not _still_claimed(event):
+                raise ClaimLost
+            result = store_call(call) if call is not None else None
+            _finish(event, result)
+    except ClaimLost:
+        logger.warning("post-call event claimed by another worker meanwhile", extra={"event_id": event.pk})
+        return Outcome(status=LOST_CLAIM)
     except TRANSIENT_ERRORS as error:
         return _retry_or_fail(event, error)
     except Exception as error:  # a bug or a payload we cannot handle: keep the event, mark it failed
         logger.exception("post-call event failed", extra={"event_id": event.pk})
-        _mark(event, WebhookEvent.Status.FAILED, f"{type(error).__name__}: {error}")
-        return Outcome(status=event.status)
+        _release(event, WebhookEvent.Status.FAILED, f"{type(error).__name__}: {error}")
+        return Outcome(status=WebhookEvent.Status.FAILED)
     logger.info(
         "post-call event processed",
         extra={"event_id": event.pk, "status": event.status, "memories_created": event.memories_created},
@@ -126,19 +161,80 @@ def process_webhook_event(event_id: int) -> Outcome:
     return Outcome(status=event.status, user_id=event.user_id, memories_created=event.memories_created)
 
 
+def _still_claimed(event: WebhookEvent) -> bool:
+    """Locks the event row (PostgreSQL; SQLite's transaction holds the write lock) if this claim still holds it."""
+    return (
+        WebhookEvent.objects.select_for_update()
+        .filter(pk=event.pk, status=WebhookEvent.Status.PROCESSING, claim_token=event.claim_token)
+        .exists()
+    )
+
+
+def _finish(event: WebhookEvent, result: IngestResult | None) -> None:
+    if result is None:
+        event.status = WebhookEvent.Status.IGNORED
+        event.last_error = "no caller identity: neither a user id nor a phone number in the payload"
+    else:
+        event.status = WebhookEvent.Status.PROCESSED
+        event.user_id = result.user_id
+        event.memories_created = result.created
+        event.memories_reinforced = result.reinforced
+        event.last_error = ""
+    event.processed_at = timezone.now()
+    event.lease_expires_at = None
+    event.claim_token = ""
+    event.save(
+        update_fields=[
+            "status",
+            "user_id",
+            "memories_created",
+            "memories_reinforced",
+            "last_error",
+            "processed_at",
+            "lease_expires_at",
+            "claim_token",
+        ]
+    )
+
+
 def _retry_or_fail(event: WebhookEvent, error: Exception) -> Outcome:
     message = f"{type(error).__name__}: {error}"
     if event.attempts >= settings.WEBHOOK_MAX_ATTEMPTS:
         logger.error("post-call event failed after the last attempt", extra={"event_id": event.pk, "error": message})
-        _mark(event, WebhookEvent.Status.FAILED, message)
-        return Outcome(status=event.status)
-    delay = settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (event.attempts - 1)
+        released = _release(event, WebhookEvent.Status.FAILED, message)
+        return Outcome(status=WebhookEvent.Status.FAILED if released else LOST_CLAIM)
+    delay = retry_delay(event.attempts)
     logger.warning("post-call event will be retried", extra={"event_id": event.pk, "delay": delay, "error": message})
-    _mark(event, WebhookEvent.Status.RETRYING, message)
-    return Outcome(status=event.status, retry_in_seconds=delay)
+    if not _release(event, WebhookEvent.Status.RETRYING, message, next_attempt_in=delay):
+        return Outcome(status=LOST_CLAIM)
+    return Outcome(status=WebhookEvent.Status.RETRYING, retry_in_seconds=delay)
 
 
-def _mark(event: WebhookEvent, status: str, error: str) -> None:
-    event.status = status
-    event.last_error = error[:2000]
-    event.save(update_fields=["status", "last_error"])
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff: WEBHOOK_RETRY_BASE_SECONDS, then twice that, and so on."""
+    return settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)
+
+
+def _release(event: WebhookEvent, status: str, error: str, next_attempt_in: float | None = None) -> bool:
+    """Give up the claim with a new status; False if the claim was no longer ours (nothing changed).
+
+    Tried twice: the failure being recorded may itself be a database blip. If the database stays away, the
+    lease runs out and the sweeper retries the event.
+    """
+    values = {"status": status, "last_error": error[:2000], "lease_expires_at": None, "claim_token": ""}
+    if next_attempt_in is not None:
+        values["next_attempt_at"] = timezone.now() + timedelta(seconds=next_attempt_in)
+    for attempt in range(2):
+        try:
+            released = WebhookEvent.objects.filter(pk=event.pk, claim_token=event.claim_token).update(**values) == 1
+        except DatabaseError:
+            if attempt:
+                logger.warning(
+                    "could not record the event's failure; its lease will run out", extra={"event_id": event.pk}
+                )
+                return False
+            continue
+        if released:
+            event.status = status
+        return released
+    return False

@@ -25,7 +25,14 @@ class CallerIdentity(models.Model):
 
 
 class WebhookEvent(models.Model):
-    """A post-call webhook from ElevenLabs, stored before we answer 200 and processed in the background."""
+    """A post-call webhook from ElevenLabs, stored before we answer 200 and processed in the background.
+
+    The states (calls.ingestion moves events between them, calls.tasks re-queues what is stranded):
+    received --claim--> processing --> processed | ignored | retrying (transient failure) | failed (a bug, or
+    the last attempt). A claim holds a lease: when the worker dies, the lease expires and the event is retried.
+    Recorded and quarantined events are never processed: nothing to do, or a body that could not be parsed
+    (kept raw for an operator).
+    """
 
     class Status(models.TextChoices):
         RECEIVED = "received", "received, waiting for the worker"
@@ -35,6 +42,10 @@ class WebhookEvent(models.Model):
         RECORDED = "recorded", "recorded (nothing to process)"
         IGNORED = "ignored", "ignored (nothing usable)"
         FAILED = "failed", "failed after the last attempt"
+        QUARANTINED = "quarantined", "quarantined (stored raw: the body could not be parsed)"
+
+    WAITING = (Status.RECEIVED, Status.RETRYING)
+    UNFINISHED = (Status.RECEIVED, Status.RETRYING, Status.PROCESSING)
 
     event_type = models.CharField(max_length=64, db_index=True)
     conversation_id = models.CharField(max_length=128, blank=True, db_index=True)
@@ -50,12 +61,17 @@ class WebhookEvent(models.Model):
     body_bytes = models.PositiveBigIntegerField(default=0)
     body_sha256 = models.CharField(max_length=64)
     payload = models.JSONField(null=True, blank=True, help_text="The event as received; never audio.")
+    raw_body = models.BinaryField(null=True, blank=True, help_text="A quarantined body, exactly as received.")
     memories_created = models.PositiveIntegerField(default=0)
     memories_reinforced = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a waiting event is due.")
+    lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="When a claim runs out.")
+    claim_token = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         db_table = "memories_webhookevent"
         ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhookevent_due")]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.conversation_id or self.body_sha256[:12]} ({self.status})"

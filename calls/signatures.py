@@ -3,6 +3,7 @@ hex = HMAC-SHA256(secret, f"{t}.{raw body}"). Verified on the raw bytes as they 
 
 import hashlib
 import hmac
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -17,16 +18,22 @@ class SignatureHeader:
     signatures: list[str]
 
 
+TIMESTAMP = re.compile(r"[0-9]{1,12}")  # ASCII digits only ("²".isdigit() is True), and a size int() handles
+SIGNATURE = re.compile(r"[0-9a-f]{64}")  # a SHA-256 hex digest; anything else can never match
+
+
 def parse_signature_header(header: str | None) -> SignatureHeader:
+    """`t=<unix>,v0=<hex>[,v0=<hex>...]`; SignatureError for anything else, whatever bytes it holds."""
     if not header:
         raise SignatureError("missing ElevenLabs-Signature header")
     timestamp, signatures = None, []
     for part in header.split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        value = value.strip()
+        if name == "t" and TIMESTAMP.fullmatch(value):
             timestamp = int(value)
-        elif name == "v0" and value:
-            signatures.append(value.strip().lower())
+        elif name == "v0" and SIGNATURE.fullmatch(value.lower()):
+            signatures.append(value.lower())
     if timestamp is None or not signatures:
         raise SignatureError("malformed ElevenLabs-Signature header")
     return SignatureHeader(timestamp=timestamp, signatures=signatures)

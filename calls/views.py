@@ -4,10 +4,14 @@ Thin views: parse, call one service function, answer. A non-2xx answer of the to
 agent may read aloud, so every error body is one short sentence.
 """
 
-import json
 import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -16,8 +20,9 @@ from calls import payloads
 from calls.identity import tool_user_id
 from calls.initiation import default_answer, initiation_answer
 from calls.signatures import SignatureError
-from calls.webhooks import BadPayload, BodyTooLarge, parse_event, read_verified_body, store_event
+from calls.webhooks import BadPayload, BodyTooLarge, parse_event, quarantine_event, read_verified_body, store_event
 from core.access import SecretPolicy, require_secret
+from core.json_input import JSONInputError, load_json
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
 from memories.query import query_memories
@@ -30,6 +35,7 @@ TOOL_SECRET = SecretPolicy(
     header_setting="ELEVENLABS_TOOL_SECRET_HEADER",
     not_configured="The memory tool is not configured yet.",
 )
+TOOL_UNAVAILABLE = "Memory search is unavailable right now; continue without it."
 INITIATION_SECRET = SecretPolicy(
     secrets_setting="ELEVENLABS_INITIATION_SECRETS",
     header_setting="ELEVENLABS_INITIATION_SECRET_HEADER",
@@ -44,9 +50,9 @@ def error(status: int, message: str) -> JsonResponse:
 def parse_tool_body(request: HttpRequest) -> dict:
     """The tool's JSON properties; ValueError with a short reason when the body is not a JSON object."""
     try:
-        body = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ValueError("the body must be JSON") from None
+        body = load_json(request.body or b"null")
+    except JSONInputError as problem:
+        raise ValueError(str(problem).replace("the body is not JSON", "the body must be JSON")) from None
     if not isinstance(body, dict):
         raise ValueError("the body must be a JSON object")
     return payloads.unwrap_tool_body(body)
@@ -72,16 +78,19 @@ def memory_query_tool(request: HttpRequest) -> JsonResponse:
         body = parse_tool_body(request)
     except ValueError as problem:
         return error(400, f"Bad request: {problem}.")
+    deadline = time.monotonic() + settings.TOOL_TIME_BUDGET_SECONDS
     params, problem = validated_query(body)
     if params is None:
         return error(400, f"Bad request: {problem}")
     try:
-        result = query_memories(params["user_id"], params["query"], params["sectors"] or None, params["limit"])
+        result = query_memories(
+            params["user_id"], params["query"], params["sectors"] or None, params["limit"], deadline=deadline
+        )
     except EmbeddingInputError as problem:
         return error(400, f"Bad request: {problem}.")
-    except EmbeddingProviderError:
-        logger.exception("memory query failed: embedding provider")
-        return error(503, "Memory search is unavailable right now; continue without it.")
+    except (EmbeddingProviderError, DatabaseError) as problem:
+        logger.warning("memory query failed", extra={"error": f"{type(problem).__name__}: {problem}"[:300]})
+        return error(503, TOOL_UNAVAILABLE)
     response = JsonResponse(tool_answer(result), json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
     response["Server-Timing"] = server_timing(result.timings_ms)
     return response
@@ -97,12 +106,11 @@ def conversation_initiation_webhook(request: HttpRequest) -> JsonResponse:
     dynamic variable: an internal error must not fail the call, so it is logged and answered with defaults.
     """
     try:
-        body = json.loads(request.body or b"{}")
-        body = body if isinstance(body, dict) else {}
-    except (ValueError, UnicodeDecodeError):
+        body = load_json(request.body or b"{}")
+    except JSONInputError:
         body = {}
     try:
-        answer = initiation_answer(body)
+        answer = initiation_answer(body if isinstance(body, dict) else {})
     except Exception:
         logger.exception("conversation initiation failed; answering defaults")
         answer = default_answer()
@@ -112,22 +120,57 @@ def conversation_initiation_webhook(request: HttpRequest) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def post_call_webhook(request: HttpRequest) -> JsonResponse:
-    """ElevenLabs posts a finished call. Verify, store durably, answer 200 fast; processing happens later."""
+    """ElevenLabs posts a finished call. Verify, store durably, answer 200 fast; processing happens later.
+
+    A body too big is refused before it is read; bodies bigger than POST_CALL_MAX_JSON_BYTES (audio) are read
+    by at most POST_CALL_MAX_CONCURRENT_LARGE_BODIES requests of a process at once. An authenticated body that
+    cannot be used is quarantined (kept raw) and answered 200: retrying it would never help.
+    """
     if not settings.ELEVENLABS_WEBHOOK_SECRETS:
         return error(503, "The post-call webhook is not configured yet.")
+    length = declared_length(request)
+    if length is not None and length > settings.POST_CALL_MAX_BYTES:
+        return error(413, f"Rejected: body larger than {settings.POST_CALL_MAX_BYTES} bytes.")
+    with large_body_slot(length) as admitted:
+        if not admitted:
+            return error(503, "Busy receiving other large bodies; retry shortly.")
+        try:
+            body = read_verified_body(request_body_stream(request), request.headers.get("ElevenLabs-Signature"))
+        except SignatureError as problem:
+            return error(401, f"Rejected: {problem}.")
+        except BodyTooLarge as problem:
+            return error(413, f"Rejected: {problem}.")
+    with body.file:
+        try:
+            event, created = store_event(parse_event(body), body)
+        except BadPayload as problem:
+            event, created = quarantine_event(body, str(problem))
+    status = "quarantined" if event.status == event.Status.QUARANTINED else "accepted" if created else "duplicate"
+    return JsonResponse({"status": status, "event_id": event.pk})
+
+
+def declared_length(request: HttpRequest) -> int | None:
     try:
-        body = read_verified_body(request_body_stream(request), request.headers.get("ElevenLabs-Signature"))
-    except SignatureError as problem:
-        return error(401, f"Rejected: {problem}.")
-    except BodyTooLarge as problem:
-        return error(413, f"Rejected: {problem}.")
+        return int(request.META["CONTENT_LENGTH"])
+    except (KeyError, ValueError):
+        return None
+
+
+_large_bodies = threading.BoundedSemaphore(settings.POST_CALL_MAX_CONCURRENT_LARGE_BODIES)
+
+
+@contextmanager
+def large_body_slot(length: int | None) -> Iterator[bool]:
+    """Whether this request may read its body now: always for small bodies, within a second for large ones."""
+    if length is not None and length <= settings.POST_CALL_MAX_JSON_BYTES:
+        yield True
+        return
+    admitted = _large_bodies.acquire(timeout=1.0)
     try:
-        with body.file:
-            parsed = parse_event(body)
-            event, created = store_event(parsed, body)
-    except BadPayload as problem:
-        return error(400, f"Bad request: {problem}.")
-    return JsonResponse({"status": "accepted" if created else "duplicate", "event_id": event.pk})
+        yield admitted
+    finally:
+        if admitted:
+            _large_bodies.release()
 
 
 def request_body_stream(request: HttpRequest):

@@ -8,18 +8,22 @@ envelope fields and never stored.
 """
 
 import hashlib
-import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from calls import payloads, tasks
 from calls.models import WebhookEvent
 from calls.payloads import Envelope, EventType
 from calls.signatures import StreamingVerifier, parse_signature_header
+from core.json_input import JSONInputError, load_json
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
@@ -68,16 +72,16 @@ def read_verified_body(stream: BinaryIO, signature_header: str | None) -> Verifi
 
 
 def parse_event(body: VerifiedBody) -> Envelope:
-    """The envelope (and, except for audio, the payload) of a verified body; BadPayload if it is not JSON."""
+    """The envelope (and, except for audio, the payload) of a verified body; BadPayload when it cannot be used."""
     if body.size > settings.POST_CALL_MAX_JSON_BYTES:
         scanned = payloads.scan_envelope(body.file)
         if scanned.event_type == EventType.AUDIO:
             return scanned
-        body.file.seek(0)
+        raise BadPayload(f"a {body.size}-byte body that is not audio is too big to process")
     try:
-        envelope = payloads.parse_envelope(json.load(body.file))
-    except (ValueError, UnicodeDecodeError):
-        raise BadPayload("the body is not JSON") from None
+        envelope = payloads.parse_envelope(load_json(body.file.read()))
+    except JSONInputError as error:
+        raise BadPayload(str(error)) from None
     if envelope is None:
         raise BadPayload("the body is not a JSON object")
     return envelope
@@ -107,9 +111,32 @@ def store_event(parsed: Envelope, body: VerifiedBody) -> tuple[WebhookEvent, boo
                 body_sha256=body.sha256,
                 payload=parsed.payload,
                 user_id=payloads.payload_user_id(parsed.payload),
+                next_attempt_at=timezone.now() if status == WebhookEvent.Status.RECEIVED else None,
             )
             if status == WebhookEvent.Status.RECEIVED:
                 tasks.queue_processing(event)
     except IntegrityError:
         return WebhookEvent.objects.get(dedupe_key=dedupe_key), False
     return event, True
+
+
+def quarantine_event(body: VerifiedBody, problem: str) -> tuple[WebhookEvent, bool]:
+    """Keep an authenticated body that cannot be processed, raw, for an operator: never processed, never lost,
+    and answered 200 so ElevenLabs does not retry it forever. Idempotent on the body's hash."""
+    body.file.seek(0)
+    raw = body.file.read()
+    dedupe_key = f"quarantined:sha256:{body.sha256}"
+    event, created = WebhookEvent.objects.get_or_create(
+        dedupe_key=dedupe_key,
+        defaults={
+            "event_type": "unknown",
+            "status": WebhookEvent.Status.QUARANTINED,
+            "body_bytes": body.size,
+            "body_sha256": body.sha256,
+            "raw_body": raw,
+            "last_error": problem,
+        },
+    )
+    if created:
+        logger.warning("post-call body quarantined", extra={"event_id": event.pk, "problem": problem})
+    return event, created

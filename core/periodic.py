@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.apps import apps
+from django.db import DatabaseError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,8 @@ def discover_jobs() -> list[PeriodicJob]:
 
 
 def run_due_jobs(jobs: list[PeriodicJob], now: float | None = None) -> list[str]:
-    """Run the jobs whose time has come; returns their names. A failing job is logged and retried next time."""
+    """Run the jobs whose time has come; returns their names. A failing job is logged and runs again at its next
+    time; a database error is raised, for the worker to wait out the outage."""
     now = time.monotonic() if now is None else now
     ran = []
     for job in jobs:
@@ -51,6 +53,8 @@ def run_due_jobs(jobs: list[PeriodicJob], now: float | None = None) -> list[str]
         job.next_run = now + job.every_seconds
         try:
             job.function()
+        except DatabaseError:
+            raise
         except Exception:
             logger.exception("periodic job failed", extra={"job": job.name})
         ran.append(job.name)

@@ -22,3 +22,21 @@ def decode_vector(data: bytes, dimensions: int) -> np.ndarray:
 
 def is_valid_vector_bytes(data: object, dimensions: int) -> bool:
     return isinstance(data, bytes) and len(data) == dimensions * FLOAT32_LE.itemsize
+
+
+def vector_problem(data: object, dimensions: int) -> str:
+    """Why `data` is not a usable embedding ("" when it is): wrong type or length, NaN or infinity, all zeros.
+
+    One dot product answers the last two (NaN or infinity anywhere makes it non-finite; all zeros make it 0), so
+    this is cheap enough for every cache hit. A zero vector has no direction: no query could ever find it.
+    """
+    if not is_valid_vector_bytes(data, dimensions):
+        length = len(data) if isinstance(data, bytes) else None
+        return f"expected {dimensions * FLOAT32_LE.itemsize} bytes, got {length}"
+    vector = np.frombuffer(data, dtype=FLOAT32_LE)
+    square = float(np.dot(vector, vector))
+    if not np.isfinite(square):
+        return "it contains NaN or infinity"
+    if square == 0.0:
+        return "it is all zeros"
+    return ""

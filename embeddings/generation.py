@@ -13,7 +13,7 @@ import numpy as np
 from django.conf import settings
 
 from embeddings.cache import get_embedding_cache
-from embeddings.codec import decode_vector, is_valid_vector_bytes
+from embeddings.codec import decode_vector, vector_problem
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from embeddings.keys import embedding_cache_key
 from embeddings.latency import latency_counters
@@ -48,9 +48,9 @@ def cache_key_for(text: str, provider: EmbeddingProvider | None = None) -> str:
     return embedding_cache_key(provider.cache_namespace, provider.model, provider.dimensions, text)
 
 
-def generate_embedding(text: str) -> np.ndarray:
+def generate_embedding(text: str, deadline: float | None = None) -> np.ndarray:
     """The embedding of one text (float32, the provider's dimensions), through the cache."""
-    return generate_embeddings_batch([text])[0]
+    return generate_embeddings_batch([text], deadline=deadline)[0]
 
 
 def cached_embeddings(texts: Iterable[str]) -> dict[str, np.ndarray]:
@@ -65,15 +65,19 @@ def cached_embeddings(texts: Iterable[str]) -> dict[str, np.ndarray]:
     return {
         keys[key]: decode_vector(value, provider.dimensions)
         for key, value in found.items()
-        if is_valid_vector_bytes(value, provider.dimensions)
+        if not vector_problem(value, provider.dimensions)
     }
 
 
-def generate_embeddings_batch(texts: Sequence[str]) -> list[np.ndarray]:
+def generate_embeddings_batch(texts: Sequence[str], deadline: float | None = None) -> list[np.ndarray]:
     """One float32 vector per text, in input order.
 
+    `deadline` (a `time.monotonic()` value) is for paths with a time budget (the memory tool while the caller
+    waits): the provider gets what is left of it, without retries, and running out is an
+    EmbeddingProviderError. Without one, the provider's own timeouts and retries apply (background work).
+
     Raises EmbeddingInputError (before any request) for an empty or over-long text, and
-    EmbeddingProviderError when the provider fails after its retries.
+    EmbeddingProviderError when the provider fails after its retries or answers something unusable.
     """
     texts = [validate_text(text, position) for position, text in enumerate(texts)]
     if not texts:
@@ -85,22 +89,22 @@ def generate_embeddings_batch(texts: Sequence[str]) -> list[np.ndarray]:
 
     vectors: dict[str, bytes] = {}
     for key, value in cache.lookup(distinct).items():
-        if is_valid_vector_bytes(value, provider.dimensions):
-            vectors[key] = value
+        if problem := vector_problem(value, provider.dimensions):
+            logger.warning("discarding a malformed embedding cache entry", extra={"key": key, "problem": problem})
         else:
-            logger.warning("discarding a malformed embedding cache entry", extra={"key": key})
+            vectors[key] = value
     missing = {key: text for key, text in distinct.items() if key not in vectors}
     if missing:
-        vectors.update(_embed_missing(provider, missing))
+        vectors.update(_embed_missing(provider, missing, deadline))
     return [decode_vector(vectors[key], provider.dimensions) for key in keys]
 
 
-def _embed_missing(provider: EmbeddingProvider, missing: dict[str, str]) -> dict[str, bytes]:
+def _embed_missing(provider: EmbeddingProvider, missing: dict[str, str], deadline: float | None) -> dict[str, bytes]:
     owned, waiting = _single_flight.claim(missing)
     results: dict[str, bytes] = {}
     try:
         for chunk in plan_requests([(key, missing[key]) for key in owned], provider):
-            results.update(_call_provider(provider, chunk))
+            results.update(_call_provider(provider, chunk, deadline))
     except BaseException as error:
         _single_flight.fail([key for key in owned if key not in results], error)
         get_embedding_cache().store(results)
@@ -109,7 +113,11 @@ def _embed_missing(provider: EmbeddingProvider, missing: dict[str, str]) -> dict
     get_embedding_cache().store(results)
     _single_flight.resolve(results)
     for key, call in waiting.items():
-        results[key] = _single_flight.wait(call, timeout=settings.EMBEDDING_TOTAL_TIMEOUT + 5)
+        timeout = settings.EMBEDDING_TOTAL_TIMEOUT + 5 if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            results[key] = _single_flight.wait(call, timeout=timeout)
+        except TimeoutError as error:
+            raise EmbeddingProviderError("the embedding provider did not answer in time") from error
     return results
 
 
@@ -130,11 +138,24 @@ def plan_requests(items: list[tuple[str, str]], provider: EmbeddingProvider) -> 
     return requests
 
 
-def _call_provider(provider: EmbeddingProvider, chunk: list[tuple[str, str]]) -> dict[str, bytes]:
+def _call_provider(
+    provider: EmbeddingProvider, chunk: list[tuple[str, str]], deadline: float | None
+) -> dict[str, bytes]:
+    """One provider request, its answer checked before anything is cached: one usable vector per text."""
     cache = get_embedding_cache()
     started = time.perf_counter()
     try:
-        vectors = provider.embed([text for _, text in chunk])
+        timeout = None
+        if deadline is not None:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise EmbeddingProviderError("no time left to ask the embedding provider")
+        vectors = provider.embed([text for _, text in chunk], timeout=timeout)
+        if len(vectors) != len(chunk):
+            raise EmbeddingProviderError(f"embedding provider returned {len(vectors)} vectors for {len(chunk)} texts")
+        for position, vector in enumerate(vectors):
+            if problem := vector_problem(vector, provider.dimensions):
+                raise EmbeddingProviderError(f"embedding provider returned an unusable vector #{position}: {problem}")
     except EmbeddingProviderError:
         cache.add_counters({"provider_errors": 1, "provider_calls": 1})
         raise

@@ -20,7 +20,15 @@ from memories.serializers import (
     MemoryUpdateSerializer,
     first_error,
 )
-from memories.services import MemoryInputError, NewMemory, create_memory, delete_memory, forget_user, update_memory_text
+from memories.services import (
+    MemoryConflict,
+    MemoryInputError,
+    NewMemory,
+    create_memory,
+    delete_memory,
+    forget_user,
+    update_memory_text,
+)
 
 
 class EmbeddingUnavailable(APIException):
@@ -28,9 +36,16 @@ class EmbeddingUnavailable(APIException):
     default_detail = "The embedding provider is unavailable; try again shortly."
 
 
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The change conflicts with another memory."
+
+
 def api_exception_handler(exc, context):
     """DRF errors as {"error": "<one short line>", "detail": <the full detail>}."""
-    if isinstance(exc, EmbeddingInputError | MemoryInputError):
+    if isinstance(exc, MemoryConflict):
+        exc = Conflict(str(exc))
+    elif isinstance(exc, EmbeddingInputError | MemoryInputError):
         exc = ValidationError({"text": [str(exc)]})
     elif isinstance(exc, EmbeddingProviderError):
         exc = EmbeddingUnavailable()
@@ -80,6 +95,9 @@ class MemoryViewSet(
     def get_queryset(self):
         queryset = super().get_queryset()
         params = self.request.query_params
+        for name, value in params.items():
+            if "\x00" in value:
+                raise ValidationError({name: ["must not contain NUL characters"]})
         if params.get("user_id"):
             queryset = queryset.filter(user_id=params["user_id"])
         if params.get("sector"):
@@ -168,4 +186,6 @@ class MemoryViewSet(
 )
 @api_view(["DELETE"])
 def forget_user_view(request: Request, user_id: str) -> Response:
+    if "\x00" in user_id or len(user_id) > 128:
+        raise ValidationError({"user_id": ["not a user id: at most 128 characters, no NUL"]})
     return Response({"user_id": user_id, "deleted": forget_user(user_id)})

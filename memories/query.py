@@ -27,17 +27,19 @@ def query_memories(
     limit: int = 5,
     expand_links: bool = True,
     reinforce_results: bool = True,
+    deadline: float | None = None,
 ) -> QueryResult:
     """The `limit` best memories of `user_id` for `query`, ranked by the score blend (memories.scoring).
 
     Embeds the query through the cache, searches MEMORY_CANDIDATE_FACTOR x `limit` candidates (only this
     user's, only `sectors` when given), adds memories one link away, ranks, and reinforces what it returns
-    (applied in the background, memories.reinforcement).
+    (applied in the background, memories.reinforcement). `deadline` (a `time.monotonic()` value) bounds the wait
+    for the embedding provider on a miss (embeddings.generation).
     `timings_ms` has the embed, search and expand times (the Server-Timing header shows them).
     """
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    embedding = generate_embedding(query)
+    embedding = generate_embedding(query, deadline=deadline)
     timings["embed"] = _ms_since(started)
 
     started = time.perf_counter()

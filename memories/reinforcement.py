@@ -13,7 +13,7 @@ import threading
 from collections import Counter, defaultdict
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
@@ -88,6 +88,9 @@ class ReinforcementBuffer:
                 try:
                     close_old_connections()
                     self.flush()
+                except DatabaseError as error:  # an outage: these counts are lost, which costs nothing
+                    connections.close_all()
+                    logger.warning("reinforcement flush failed", extra={"error": f"{type(error).__name__}"})
                 except Exception:
                     logger.exception("reinforcement flush failed")
         finally:

@@ -64,6 +64,11 @@ class StoredMemory:
     created: bool  # False: an existing memory repeated by this one was reinforced instead
 
 
+def check_user_id(user_id: object) -> None:
+    if not user_id or not isinstance(user_id, str):
+        raise MemoryInputError("user_id must be a non-empty string")
+
+
 def clean_text(text: object) -> str:
     if not isinstance(text, str) or not text.strip():
         raise MemoryInputError("text must be a non-empty string")
@@ -90,22 +95,44 @@ def create_memories(
     embeddings: Sequence[np.ndarray] | None = None,
     link_together: bool = False,
 ) -> list[StoredMemory]:
-    """Store several memories of one user: one embedding batch, one transaction, deduped and linked.
+    """Store several memories of one user: one embedding batch, then one transaction, deduped and linked.
 
     With `link_together` the new memories are also linked to each other (said in the same call).
     """
-    if not user_id or not isinstance(user_id, str):
-        raise MemoryInputError("user_id must be a non-empty string")
+    check_user_id(user_id)
+    return store_memories(user_id, prepare_memories(items, embeddings), link_together=link_together)
+
+
+@dataclass
+class PreparedMemory:
+    item: NewMemory
+    embedding: np.ndarray
+
+
+def prepare_memories(
+    items: Sequence[NewMemory], embeddings: Sequence[np.ndarray] | None = None
+) -> list[PreparedMemory]:
+    """Clean the texts, guess missing sectors and embed them all in one batch (through the cache): everything a
+    store needs that may wait on a provider, done before any transaction is opened.
+
+    Raises MemoryInputError for bad input and the embedding errors when the texts cannot be embedded.
+    """
     for item in items:
         item.text = clean_text(item.text)
         item.guess_missing_sectors()
     if embeddings is None:
         embeddings = generate_embeddings_batch([item.text for item in items])
+    return [PreparedMemory(item, embedding) for item, embedding in zip(items, embeddings, strict=True)]
+
+
+def store_memories(user_id: str, prepared: Sequence[PreparedMemory], link_together: bool = False) -> list[StoredMemory]:
+    """Store prepared memories of one user in one short transaction (no provider call inside it)."""
+    check_user_id(user_id)
     model = get_provider().model
     results: list[StoredMemory] = []
     with user_write_lock(user_id):
-        for item, embedding in zip(items, embeddings, strict=True):
-            results.append(_store_one(user_id, item, embedding, model))
+        for entry in prepared:
+            results.append(_store_one(user_id, entry.item, entry.embedding, model))
         if link_together:
             link_same_call([result.memory for result in results])
     return results
@@ -204,14 +231,30 @@ def link_memories(first: Memory, second: Memory, weight: float, reason: str) -> 
     return link
 
 
+class MemoryConflict(MemoryInputError):
+    """The change would make a current memory repeat another current memory of the same user."""
+
+
 def update_memory_text(memory: Memory, text: str) -> Memory:
-    """New text for a memory: re-embedded through the cache, sector kept."""
+    """New text for a memory: re-embedded through the cache, sector kept. MemoryConflict when another current
+    memory of the user already says exactly this (merge them instead: delete one)."""
     text = clean_text(text)
     embedding = generate_embedding(text)
-    memory.text = text
-    memory.embedding = embedding
-    memory.embedding_model = get_provider().model
-    memory.save()
+    with user_write_lock(memory.user_id):
+        twin = (
+            Memory.objects.for_user(memory.user_id)
+            .current()
+            .filter(text_hash=text_fingerprint(text))
+            .exclude(pk=memory.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if twin is not None and memory.superseded_by_id is None:
+            raise MemoryConflict(f"memory {twin} of this user already says this; delete one of the two instead")
+        memory.text = text
+        memory.embedding = embedding
+        memory.embedding_model = get_provider().model
+        memory.save()
     return memory
 
 

@@ -18,18 +18,21 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database and embedding cache reachable; says which stack each part really runs on. 503 when not ready."""
+    """Can this instance serve? The database is required (503 without it); the embedding cache fails open, so
+    without it the instance serves, slower: "degraded", still 200, so a load balancer keeps it. Says which stack
+    each part really runs on."""
     database = _probe(_check_database)
     cache = _probe(_check_cache)
     database["engine"] = connection.vendor
     cache["backend"] = embedding_backend_name()
     provider = get_provider()
-    ready = database["ok"] and cache["ok"]
+    ready = database["ok"]
     on_postgres, on_redis = connection.vendor == "postgresql", "Redis" in cache["backend"]
     stack = {(False, False): "embedded", (True, True): "production"}.get((on_postgres, on_redis), "mixed")
+    status = "not ready" if not ready else "ready" if cache["ok"] else "degraded"
     return JsonResponse(
         {
-            "status": "ready" if ready else "not ready",
+            "status": status,
             "stack": stack,
             "database": database,
             "cache": cache,

@@ -22,6 +22,7 @@ DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data")
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = env_str("SECRET_KEY")
+SECRET_KEY_MIN_LENGTH, SECRET_KEY_MIN_UNIQUE_CHARACTERS = 50, 5  # Django's own deployment check's bounds
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -29,6 +30,15 @@ if not SECRET_KEY:
             "(`scripts/run` writes both to .env for you)."
         )
     SECRET_KEY = "django-insecure-development-only-key-never-use-in-production"
+elif not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak for DEBUG=0: use at least {SECRET_KEY_MIN_LENGTH} random characters, e.g. "
+        '`python3 -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+    )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -61,6 +71,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "core.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "memoryplatform.urls"
@@ -92,25 +103,28 @@ if DATABASE_URL:
             conn_health_checks=True,
         )
     }
-    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
-        # Short OLTP queries only: JIT compilation (triggered by pgvector's high cost estimates) costs more
-        # than the queries themselves (docs/benchmarks.md).
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
-            # WAL lets the web server and the worker read while the other writes; IMMEDIATE transactions
-            # take the write lock up front instead of failing with "database is locked" half-way through.
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": DATA_DIR / "db.sqlite3"}}
+
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Short OLTP queries only: JIT compilation (triggered by pgvector's high cost estimates) costs more
+    # than the queries themselves (docs/benchmarks.md).
+    _options.setdefault("options", "-c jit=off")
+    # An unreachable server fails a request in seconds instead of the operating system's minutes.
+    _options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1))
+elif DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # WAL lets the web server and the worker read while the other writes; IMMEDIATE transactions take the write
+    # lock up front instead of failing with "database is locked" half-way through; a writer waits for the lock
+    # up to `timeout` seconds (every write transaction is short: no provider call is ever made inside one).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env_float("SQLITE_LOCK_TIMEOUT", 20.0, minimum=0.1),
         }
-    }
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -179,6 +193,15 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # production runs `manage.py db_worker` as its own process (the `worker` service of docker-compose).
 TASKS_IN_PROCESS_WORKER = env_bool("TASKS_IN_PROCESS_WORKER", default=not DATABASE_URL)
 
+# The task worker refreshes its heartbeat row this often; one silent for WORKER_STALE_SECONDS counts as dead.
+WORKER_HEARTBEAT_SECONDS = env_float("WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+WORKER_STALE_SECONDS = env_float("WORKER_STALE_SECONDS", 60.0, minimum=1)
+# `run_worker` also writes its heartbeat to this file, for a container healthcheck (`manage.py worker_health`).
+WORKER_HEARTBEAT_FILE = Path(env_str("WORKER_HEARTBEAT_FILE") or DATA_DIR / "worker-heartbeat.json")
+# After a database error the worker waits, doubling from the first to the longest wait, until it is back.
+WORKER_DATABASE_RETRY_SECONDS = env_float("WORKER_DATABASE_RETRY_SECONDS", 0.5, minimum=0.01)
+WORKER_DATABASE_RETRY_MAX_SECONDS = env_float("WORKER_DATABASE_RETRY_MAX_SECONDS", 30.0, minimum=0.01)
+
 # --- Embeddings ---------------------------------------------------------------------------------------------
 
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
@@ -242,17 +265,31 @@ ELEVENLABS_INITIATION_SECRET_HEADER = env_str("ELEVENLABS_INITIATION_SECRET_HEAD
 ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env_int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", 30 * 60, minimum=1)
 # Region for phone numbers sent without a country code ("612 555 0100"); E.164 numbers need none.
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "US")
+# The memory tool answers within this many seconds: an embedding provider slower than that gets one attempt with
+# what is left, then the tool answers its 503 sentence (ElevenLabs' tool timeout is 20 s; a caller notices ~1 s).
+TOOL_TIME_BUDGET_SECONDS = env_float("TOOL_TIME_BUDGET_SECONDS", 3.0, minimum=0.1)
 # Conversation initiation: the memory_context budget, and an optional first message for known callers
 # ({memory_context} and {user_id} are filled in). Empty: the agent keeps its own first message.
 INITIATION_CONTEXT_MAX_CHARS = env_int("INITIATION_CONTEXT_MAX_CHARS", 1500, minimum=0)
 INITIATION_MEMORIES_PER_QUERY = env_int("INITIATION_MEMORIES_PER_QUERY", 2, minimum=0)
 INITIATION_SALIENT_MEMORIES = env_int("INITIATION_SALIENT_MEMORIES", 5, minimum=0)
 INITIATION_KNOWN_CALLER_FIRST_MESSAGE = env_str("INITIATION_KNOWN_CALLER_FIRST_MESSAGE")
+# JSON bodies nested deeper than this are refused (ElevenLabs' payloads are under ten levels deep).
+JSON_MAX_DEPTH = env_int("JSON_MAX_DEPTH", 64, minimum=8)
 # Post-call webhooks: bodies up to this size are parsed as JSON; bigger ones (audio) are only scanned.
 POST_CALL_MAX_JSON_BYTES = env_int("POST_CALL_MAX_JSON_BYTES", 8 * 1024 * 1024, minimum=1024)
-POST_CALL_MAX_BYTES = env_int("POST_CALL_MAX_BYTES", 512 * 1024 * 1024, minimum=1024)
+# The largest body accepted (a one-hour call's MP3 is about 30 MB in base64), and how many bodies bigger than
+# POST_CALL_MAX_JSON_BYTES (or of unknown length) one process reads at once; more wait up to a second, then 503.
+POST_CALL_MAX_BYTES = env_int("POST_CALL_MAX_BYTES", 64 * 1024 * 1024, minimum=1024)
+POST_CALL_MAX_CONCURRENT_LARGE_BODIES = env_int("POST_CALL_MAX_CONCURRENT_LARGE_BODIES", 2, minimum=1)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 5, minimum=1)
 WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 10.0, minimum=0)
+# A worker's claim on an event lasts this long; if the worker dies, the event is retried after it (calls.tasks).
+# Longer than the slowest attempt: the provider's and the LLM's timeouts with their retries.
+WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=1)
+# An event due this long with no task waiting for it gets one; the sweeper looks this often.
+WEBHOOK_REQUEUE_AFTER_SECONDS = env_float("WEBHOOK_REQUEUE_AFTER_SECONDS", 60.0, minimum=0)
+WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 30.0, minimum=0.1)
 # Memory extraction with an LLM (OpenAI chat completions, structured output); empty = the rule-based one.
 EXTRACTION_LLM_MODEL = env_str("EXTRACTION_LLM_MODEL")
 EXTRACTION_LLM_TIMEOUT = env_float("EXTRACTION_LLM_TIMEOUT", 60.0, minimum=1)

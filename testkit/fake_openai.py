@@ -2,7 +2,8 @@
 
 It records every request, answers `POST /v1/embeddings` with deterministic vectors (a hash of the text, so
 equal texts get equal vectors), honours `dimensions` and `encoding_format`, and can be told to be slow, to
-fail with a status code a number of times, or to answer with the wrong number of dimensions.
+fail with a status code a number of times, to answer with the wrong number of dimensions, or to answer a
+broken 200 (`broken_next`: "nan", "zeros", "html", "empty", "missing_one"), as providers do on bad days.
 """
 
 import base64
@@ -27,6 +28,7 @@ class FakeOpenAIServer:
         self.delay = 0.0
         self.fail_next: list[int] = []  # status codes to answer with, one per request, before succeeding
         self.wrong_dimensions: int | None = None
+        self.broken_next: list[str] = []  # broken 200 answers, one per embeddings request, before good ones
         self.ignore_encoding_format = False
         self.requests: list[dict] = []
         self.chat_responses: list[dict] = []
@@ -51,13 +53,21 @@ class FakeOpenAIServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _answer_embeddings(self, body: dict) -> tuple[int, dict]:
+    def _answer_embeddings(self, body: dict, broken: str | None = None) -> tuple[int, dict | str]:
+        if broken == "html":
+            return 200, "<html><body>Service temporarily unavailable</body></html>"
+        if broken == "empty":
+            return 200, {}
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         dimensions = self.wrong_dimensions or body.get("dimensions") or self.dimensions
         as_base64 = body.get("encoding_format") == "base64" and not self.ignore_encoding_format
         data = []
-        for index, text in enumerate(inputs):
+        for index, text in enumerate(inputs[:-1] if broken == "missing_one" else inputs):
             vector = fake_vector(text, dimensions)
+            if broken == "nan":
+                vector[0] = np.nan
+            elif broken == "zeros":
+                vector[:] = 0.0
             embedding = base64.b64encode(vector.astype("<f4").tobytes()).decode() if as_base64 else vector.tolist()
             data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(len(text.split()) for text in inputs)
@@ -98,19 +108,22 @@ class FakeOpenAIServer:
                 with fake._lock:
                     fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                     failure = fake.fail_next.pop(0) if fake.fail_next else None
+                    embeddings = self.path.endswith("/embeddings")
+                    broken = fake.broken_next.pop(0) if embeddings and fake.broken_next and not failure else None
                 if fake.delay:
                     time.sleep(fake.delay)
                 if failure:
                     status, payload = failure, {"error": {"message": "fake failure", "type": "server_error"}}
-                elif self.path.endswith("/embeddings"):
-                    status, payload = fake._answer_embeddings(body)
+                elif embeddings:
+                    status, payload = fake._answer_embeddings(body, broken)
                 elif self.path.endswith("/chat/completions"):
                     status, payload = fake._answer_chat(body)
                 else:
                     status, payload = 404, {"error": {"message": "not found"}}
-                encoded = json.dumps(payload).encode()
+                is_json = not isinstance(payload, str)
+                encoded = json.dumps(payload).encode() if is_json else payload.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "application/json" if is_json else "text/html")
                 self.send_header("Content-Length", str(len(encoded)))
                 self.end_headers()
                 self.wfile.write(encoded)

@@ -12,6 +12,8 @@ from django.conf import settings
 
 from testkit import elevenlabs
 from testkit.fake_openai import FakeOpenAIServer
+from testkit.processes import Gunicorn, Worker, free_port
+from tests.settings import TEST_SECRET_KEY
 
 PRODUCTION_STACK = bool(os.environ.get("DATABASE_URL") or os.environ.get("REDIS_URL"))
 
@@ -110,12 +112,6 @@ def fake_openai(settings):
     server.stop()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivateRedis:
     """A redis-server of our own, for tests that stop Redis or need a tiny maxmemory."""
 
@@ -179,80 +175,75 @@ def redis_embedding_cache_config(url: str, **options) -> dict:
     return config
 
 
-class LiveServer:
-    """gunicorn serving the project against this test run's database, cache and settings."""
-
-    def __init__(self, env: dict):
-        self.port = free_port()
-        self.env = env
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "LiveServer":
-        import sys
-        import urllib.request
-        from pathlib import Path
-
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "memoryplatform.wsgi",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                "1",
-                "--log-level",
-                "warning",
-            ],
-            cwd=Path(__file__).resolve().parents[1],
-            env=self.env,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def live_gunicorn(transactional_db, settings):
-    """A real gunicorn process on this stack's test database (the test must use transactional_db)."""
+def database_url() -> str:
+    """This test run's database as a URL, for processes the tests start."""
     from django.db import connection
 
     database = connection.settings_dict
     if connection.vendor == "sqlite":
-        database_url = f"sqlite:///{database['NAME']}"
-    else:
-        database_url = f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+        return f"sqlite:///{database['NAME']}"
+    return (
+        f"postgres://{database['USER']}:{database['PASSWORD']}@{database['HOST'] or '127.0.0.1'}:"
+        f"{database['PORT'] or 5432}/{database['NAME']}"
+    )
+
+
+# Settings a test may have changed that a process it starts must share.
+SHARED_SETTINGS = (
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "EMBEDDING_DIMENSIONS",
+    "EMBEDDING_MAX_RETRIES",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "TOOL_TIME_BUDGET_SECONDS",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    *elevenlabs.secret_settings(),
+)
+
+
+def app_env(settings, **overrides: object) -> dict[str, str]:
+    """The environment of a server or worker process on this test run's database, cache and settings."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
         "READ_DOTENV": "0",
         "DEBUG": "0",
-        "SECRET_KEY": "live-server-test-secret",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_url(),
         "TASKS_IN_PROCESS_WORKER": "0",
-        **{name: ",".join(getattr(settings, name)) for name in elevenlabs.secret_settings()},
+        "DATA_DIR": str(settings.DATA_DIR),
     }
+    for name in SHARED_SETTINGS:
+        value = getattr(settings, name)
+        env[name] = ",".join(value) if isinstance(value, list) else str(value)
     if not PRODUCTION_STACK:
         env["EMBEDDING_CACHE_PATH"] = settings.CACHES["embeddings"]["LOCATION"]
-    server = LiveServer(env).start()
+    env.update({name: str(value) for name, value in overrides.items()})
+    return env
+
+
+@pytest.fixture
+def live_gunicorn(transactional_db, settings):
+    """A real gunicorn process on this stack's test database (the test must use transactional_db)."""
+    server = Gunicorn({"WEB_WORKERS": "1", **app_env(settings)}).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def worker_processes(transactional_db, settings, tmp_path):
+    """Start `run_worker` processes on this test's database: `start(**settings)`; all stopped afterwards."""
+    started: list[Worker] = []
+
+    def start(**overrides: object) -> Worker:
+        heartbeat = str(tmp_path / f"heartbeat-{len(started)}.json")
+        worker = Worker(app_env(settings, **overrides), heartbeat).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -7,16 +7,17 @@ both set = PostgreSQL + pgvector + Redis (see scripts/test).
 import os
 import tempfile
 
+TEST_SECRET_KEY = "tests-only-not-a-secret-but-long-and-varied-enough-0123456789"
 os.environ["READ_DOTENV"] = "0"
-os.environ.setdefault("SECRET_KEY", "tests-only-not-a-secret")
+os.environ.setdefault("SECRET_KEY", TEST_SECRET_KEY)
 os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="memoryplatform-tests-"))
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("TASKS_IN_PROCESS_WORKER", "0")  # tests run the worker explicitly
 # Reinforce in the request: no background thread outliving a test (tests/memories covers the buffer itself).
 os.environ.setdefault("MEMORY_REINFORCE_DELAY_SECONDS", "0")
 
-from memoryplatform.settings import *  # noqa: F403
-from memoryplatform.settings import DATA_DIR, DATABASES
+from memoryplatform.settings import *  # noqa: E402, F403
+from memoryplatform.settings import DATA_DIR, DATABASES  # noqa: E402
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):

@@ -18,11 +18,13 @@ class EmbeddingProvider(ABC):
     max_batch_tokens: int = 300_000
 
     @abstractmethod
-    def embed(self, texts: list[str]) -> list[bytes]:
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[bytes]:
         """One little-endian float32 vector per text, in input order.
 
-        Raises EmbeddingProviderError (or EmbeddingDimensionsError) when the provider fails or answers with
-        vectors of the wrong size.
+        `timeout` (seconds) is a budget for this call alone: a remote provider then makes one attempt, no
+        retries. None: the provider's configured timeouts and retries. Raises EmbeddingProviderError (or
+        EmbeddingDimensionsError) when the provider fails or answers with vectors of the wrong size; the caller
+        checks the vectors themselves (embeddings.codec.vector_problem) before using or caching any.
         """
 
     @property

@@ -48,7 +48,7 @@ class LocalHashingProvider(EmbeddingProvider):
         self.model = model
         self.dimensions = dimensions
 
-    def embed(self, texts: list[str]) -> list[bytes]:
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[bytes]:
         return [encode_vector(self.vector(text)) for text in texts]
 
     def vector(self, text: str) -> np.ndarray:

@@ -1,6 +1,7 @@
 """OpenAI embeddings, and any OpenAI-compatible server (Ollama, vLLM, TEI, LM Studio) through `base_url`."""
 
 import base64
+import binascii
 import logging
 
 import numpy as np
@@ -60,22 +61,30 @@ class OpenAIProvider(EmbeddingProvider):
         if base_url:
             self.name = "openai-compatible"
 
-    def embed(self, texts: list[str]) -> list[bytes]:
+    def embed(self, texts: list[str], timeout: float | None = None) -> list[bytes]:
         options: dict[str, object] = {"model": self.model, "input": texts, "encoding_format": self.encoding_format}
         if self.model.startswith(MODELS_WITH_DIMENSIONS_PARAMETER):
             options["dimensions"] = self.dimensions
+        client = self.client if timeout is None else self.client.with_options(timeout=timeout, max_retries=0)
         try:
-            response = self.client.embeddings.create(**options)
+            response = client.embeddings.create(**options)
         except openai.APIStatusError as error:
             raise EmbeddingProviderError(
                 f"embedding provider answered HTTP {error.status_code}: {_short(error.message)}"
             ) from error
         except openai.APIError as error:
             raise EmbeddingProviderError(f"embedding provider unreachable: {_short(str(error))}") from error
-        data = sorted(response.data, key=lambda item: item.index)
-        if len(data) != len(texts):
+        try:
+            data = sorted(response.data, key=lambda item: item.index)
+            indexes = [item.index for item in data]
+            vectors = [self._to_bytes(item.embedding) for item in data]
+        except (AttributeError, TypeError, ValueError, binascii.Error) as error:  # HTML, {}, or junk with a 200
+            raise EmbeddingProviderError(
+                f"embedding provider answered something unusable: {_short(str(error))}"
+            ) from error
+        if indexes != list(range(len(texts))):
             raise EmbeddingProviderError(f"embedding provider returned {len(data)} vectors for {len(texts)} texts")
-        return [self._to_bytes(item.embedding) for item in data]
+        return vectors
 
     def _to_bytes(self, embedding: object) -> bytes:
         # Servers that ignore encoding_format (Ollama) send floats even when base64 was asked for.

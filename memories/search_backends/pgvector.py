@@ -35,13 +35,14 @@ def vector_cursor():
     Query vectors then travel as 6 KB of float32 instead of ~20 KB of decimal text that Python formats and
     PostgreSQL parses: the initiation's eight-vector search went from 19 ms to 7 ms (docs/benchmarks.md).
     """
-    connection.ensure_connection()
-    raw = connection.connection
-    if raw not in _registered:
-        register_vector(raw)
-        _registered.add(raw)
-    with psycopg.Cursor(raw) as cursor:
-        yield cursor
+    with connection.wrap_database_errors:  # psycopg's errors as Django's, like on Django's own cursors
+        connection.ensure_connection()
+        raw = connection.connection
+        if raw not in _registered:
+            register_vector(raw)
+            _registered.add(raw)
+        with psycopg.Cursor(raw) as cursor:
+            yield cursor
 
 
 class PgVectorSearch(SearchBackend):

@@ -56,3 +56,13 @@ def test_ingestion_benchmark_tiny_embedded():
     output = run_benchmark("bench/ingestion.py", "--tiny", env=embedded_env())
     assert "| events processed per second, one worker |" in output
     assert "| 200 to searchable, p50 / max over 2 events" in output
+
+
+@pytest.mark.postgres
+def test_faults_benchmark_tiny():
+    """Chaos, slow provider and busy embedded stack, each in seconds; the numbers it prints are not asserted,
+    but what it counts is: nothing acknowledged may be lost, duplicated or stuck."""
+    output = run_benchmark("bench/faults.py", "--tiny")
+    for line in ("| lost | 0 |", "| duplicated memories | 0 |", "| stuck after recovery | 0 |"):
+        assert line in output, output
+    assert "| gthread, 2 x 8 |" in output and "| scripts/run (runserver) | 24 | 0 |" in output

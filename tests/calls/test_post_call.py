@@ -148,8 +148,26 @@ def test_unconfigured_webhook_refuses(client, settings):
     assert post(client, b"{}").status_code == 503
 
 
-def test_signed_but_not_json_is_400(client):
-    assert post(client, b"not json").json() == {"error": "Bad request: the body is not JSON."}
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"not json", "the body is not JSON"),
+        (b"[1, 2]", "the body is not a JSON object"),
+        (b'{"type": "post_call_transcription", "data": ' + b"[" * 5000 + b"]" * 5000 + b"}", "nested too deeply"),
+    ],
+)
+def test_signed_but_unusable_is_quarantined_raw_and_answered_200_once(client, body, problem):
+    """Retrying it would never help, and losing it is not allowed: it is kept raw for an operator."""
+    first = post(client, body)
+    assert first.status_code == 200 and first.json()["status"] == "quarantined"
+    event = WebhookEvent.objects.get(pk=first.json()["event_id"])
+    assert event.status == "quarantined" and bytes(event.raw_body) == body and problem in event.last_error
+    again = post(client, body)
+    assert again.status_code == 200 and again.json()["event_id"] == event.pk
+    assert WebhookEvent.objects.count() == 1
+    run_worker()
+    event.refresh_from_db()
+    assert event.status == "quarantined"
 
 
 @pytest.mark.parametrize(

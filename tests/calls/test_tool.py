@@ -1,6 +1,7 @@
 """POST /tools/memory-query, the ElevenLabs server tool."""
 
 import json
+import time
 
 import pytest
 
@@ -163,3 +164,23 @@ def test_provider_outage_is_a_short_503(client, fake_openai):
     response = ask(client, {"query": "anything new", "user_id": "alice"})
     assert response.status_code == 503
     assert response.json() == {"error": "Memory search is unavailable right now; continue without it."}
+
+
+def test_a_slow_provider_gets_the_503_sentence_within_the_budget(client, settings, fake_openai, alice_memories):
+    settings.TOOL_TIME_BUDGET_SECONDS = 0.5
+    fake_openai.delay = 3.0
+    started = time.monotonic()
+    response = ask(client, {"query": "something never asked before", "user_id": "alice"})
+    assert time.monotonic() - started < 1.5
+    assert response.status_code == 503
+    assert response.json() == {"error": "Memory search is unavailable right now; continue without it."}
+    fake_openai.delay = 0
+    assert ask(client, {"query": "something never asked before", "user_id": "alice"}).status_code == 200
+
+
+@pytest.mark.parametrize("broken", ["nan", "zeros", "html", "empty"])
+def test_a_broken_provider_answer_is_the_503_sentence_and_is_not_cached(client, fake_openai, alice_memories, broken):
+    fake_openai.broken_next = [broken]
+    response = ask(client, {"query": "a brand new question", "user_id": "alice"})
+    assert response.status_code == 503
+    assert ask(client, {"query": "a brand new question", "user_id": "alice"}).status_code == 200

@@ -11,7 +11,7 @@ from django.core.cache import caches
 from embeddings.checks import check_redis_eviction_policy
 from embeddings.generation import generate_embeddings_batch
 from embeddings.statistics import collect_statistics
-from tests.conftest import PRODUCTION_STACK
+from tests.conftest import PRODUCTION_STACK, redis_embedding_cache_config, reset_embedding_singletons
 
 pytestmark = pytest.mark.django_db
 
@@ -77,22 +77,19 @@ def test_statistics_agree_across_processes(tmp_path):
 
 
 @pytest.mark.redis
-def test_redis_policy_check_warns_until_allkeys_lru_with_maxmemory():
+def test_redis_policy_check_warns_until_allkeys_lru_with_maxmemory(settings, private_redis_factory):
+    """On a private redis-server: the suite never reconfigures the machine's shared Redis."""
+    server = private_redis_factory("--maxmemory-policy", "noeviction", "--maxmemory", "0")
+    settings.CACHES = {**settings.CACHES, "embeddings": redis_embedding_cache_config(server.url)}
+    reset_embedding_singletons()
     redis = caches["embeddings"].redis()
-    saved = redis.config_get("maxmemory-policy") | redis.config_get("maxmemory")
-    try:
-        redis.config_set("maxmemory-policy", "noeviction")
-        redis.config_set("maxmemory", 0)
-        ids = {warning.id for warning in check_redis_eviction_policy()}
-        assert ids == {"embeddings.W001", "embeddings.W002"}
-        redis.config_set("maxmemory-policy", "allkeys-lru")
-        redis.config_set("maxmemory", "256mb")
-        assert check_redis_eviction_policy() == []
-        redis.config_set("maxmemory-policy", "volatile-lru")
-        assert [warning.id for warning in check_redis_eviction_policy()] == ["embeddings.W001"]
-    finally:
-        redis.config_set("maxmemory-policy", saved["maxmemory-policy"])
-        redis.config_set("maxmemory", saved["maxmemory"])
+    ids = {warning.id for warning in check_redis_eviction_policy()}
+    assert ids == {"embeddings.W001", "embeddings.W002"}
+    redis.config_set("maxmemory-policy", "allkeys-lru")
+    redis.config_set("maxmemory", "256mb")
+    assert check_redis_eviction_policy() == []
+    redis.config_set("maxmemory-policy", "volatile-lru")
+    assert [warning.id for warning in check_redis_eviction_policy()] == ["embeddings.W001"]
 
 
 def test_redis_check_is_silent_on_the_local_cache(settings, tmp_path):
@@ -134,14 +131,19 @@ def test_prometheus_text_has_the_memory_side_and_every_alert_names_a_served_metr
         'memory_webhook_events{status="retrying"} 0.0',
         'memory_user_vector_indexes{status="failed"} 1.0',
         'memory_user_vector_indexes{status="ready"} 0.0',
+        'memory_webhook_events{status="quarantined"} 0.0',
+        'task_workers{state="running"} 0.0',
+        'background_tasks{status="READY"} 0.0',
     ):
         assert line in body, line
+    assert re.search(r"^memory_webhook_oldest_unfinished_seconds \d", body, re.MULTILINE)
+    assert re.search(r"^task_worker_last_heartbeat_age_seconds ", body, re.MULTILINE)
 
     served = set(re.findall(r"^# TYPE (\w+) ", body, re.MULTILINE))
     served |= {f"{name}_total" for name in served} | {f"{name}_bucket" for name in served}
     rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "deploy/prometheus/alerts.yml").read_text())
     expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
-    assert len(expressions) == 5
+    assert len(expressions) == 8
     for expression in expressions:
-        names = set(re.findall(r"\b((?:embedding|memory)_\w+)", expression))
+        names = set(re.findall(r"\b((?:embedding|memory|task)_\w+)", expression))
         assert names and names <= served, (expression, names - served)

@@ -7,6 +7,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.conftest import PRODUCTION_STACK
+from tests.settings import TEST_SECRET_KEY
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,8 @@ def test_readyz_never_leaks_secrets(client, settings):
 
 
 @pytest.mark.redis
-def test_readyz_is_503_when_the_cache_is_down(client, settings):
+def test_readyz_stays_200_but_degraded_when_the_cache_is_down(client, settings):
+    """The cache fails open: an instance without it still serves, so a load balancer must keep it."""
     from tests.conftest import free_port, redis_embedding_cache_config, reset_embedding_singletons
 
     settings.CACHES = {
@@ -50,8 +52,38 @@ def test_readyz_is_503_when_the_cache_is_down(client, settings):
     }
     reset_embedding_singletons()
     response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json()["cache"]["ok"] is False
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded" and response.json()["cache"]["ok"] is False
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_readyz_and_the_api_answer_json_503_without_the_database(client, settings):
+    """The database behind a proxy that refuses connections: /readyz and the API say so in JSON, no HTML page."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from rest_framework.authtoken.models import Token
+
+    from testkit.tcp_proxy import TCPProxy
+
+    token = Token.objects.create(user=User.objects.create_superuser("ops", password="pw"))
+    database = connection.settings_dict
+    with TCPProxy(database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432)) as proxy:
+        connection.close()
+        saved = (database["HOST"], database["PORT"])
+        database["HOST"], database["PORT"] = "127.0.0.1", proxy.port
+        try:
+            proxy.refuse()
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["database"]["ok"] is False
+            api = client.get("/api/memories", headers={"Authorization": f"Token {token.key}"})
+            assert api.status_code == 503
+            assert api.json() == {"error": "The database is unavailable right now; try again shortly."}
+            proxy.restore()
+            assert client.get("/readyz").status_code == 200
+        finally:
+            connection.close()
+            database["HOST"], database["PORT"] = saved
 
 
 def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
@@ -64,7 +96,15 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch):
     monkeypatch.setattr("memoryplatform.env.load_dotenv", lambda path: None)
     with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is not set"):
         importlib.reload(project_settings)
-    monkeypatch.setenv("SECRET_KEY", "restored")
+    for weak in ("x", "a" * 80, "django-insecure-" + "0123456789abcdef" * 4):
+        monkeypatch.setenv("SECRET_KEY", weak)
+        with pytest.raises(ImproperlyConfigured, match="SECRET_KEY is too weak for DEBUG=0"):
+            importlib.reload(project_settings)
+    monkeypatch.setenv("DEBUG", "1")
+    monkeypatch.setenv("SECRET_KEY", "x")
+    importlib.reload(project_settings)  # development may use anything
+    monkeypatch.setenv("DEBUG", "0")
+    monkeypatch.setenv("SECRET_KEY", TEST_SECRET_KEY)
     importlib.reload(project_settings)
 
 
@@ -85,7 +125,7 @@ def test_check_deploy_is_clean_with_production_settings():
         "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
         "READ_DOTENV": "0",
         "DEBUG": "0",
-        "SECRET_KEY": "a-long-random-production-secret-key-with-enough-entropy-0123456789",
+        "SECRET_KEY": TEST_SECRET_KEY,
         "ALLOWED_HOSTS": "memory.example.com",
     }
     result = subprocess.run(

@@ -1,5 +1,7 @@
 import logging
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.crypto import get_random_string
 
@@ -9,8 +11,9 @@ from core.worker import PlatformWorker
 class Command(BaseCommand):
     help = (
         "Run the background worker: processes queued tasks (post-call events, index builds) and runs every app's "
-        "periodic jobs (cache statistics samples, ...). Production runs one or more of these; the embedded stack "
-        "runs one inside the web process instead."
+        "periodic jobs (re-queueing stranded events, cache statistics samples, ...). It waits out database "
+        "outages and keeps a heartbeat (see worker_health). Production runs one or more of these; the embedded "
+        "stack runs one inside the web process instead."
     )
 
     def add_arguments(self, parser):
@@ -18,6 +21,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch", action="store_true", help="Run what is queued, then exit (tests, cron).")
         parser.add_argument("--max-tasks", type=int, default=None, help="Exit after this many tasks.")
         parser.add_argument("--worker-id", default="", help="Unique id of this worker (default: random).")
+        parser.add_argument(
+            "--heartbeat-file",
+            default=None,
+            help="Where to write the heartbeat for `worker_health` (default: WORKER_HEARTBEAT_FILE).",
+        )
 
     def handle(self, *args, interval: float, batch: bool, max_tasks: int | None, worker_id: str, **options):
         if interval < 0:
@@ -31,6 +39,7 @@ class Command(BaseCommand):
             interval=interval,
             batch=batch,
             max_tasks=max_tasks,
+            heartbeat_file=Path(options["heartbeat_file"] or settings.WORKER_HEARTBEAT_FILE),
         )
         worker.configure_signals()
         worker.run()
