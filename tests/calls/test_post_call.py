@@ -370,3 +370,64 @@ def test_chunked_audio_upload_through_gunicorn(live_gunicorn):
     event = WebhookEvent.objects.get(conversation_id="conv_chunked")
     assert event.event_type == "post_call_audio" and event.payload is None
     assert event.body_bytes == len(prefix) + total * len(chunk) + len(suffix)
+
+
+def stranded(client, conversation: str, **fields) -> WebhookEvent:
+    """A stored event left the way a crash leaves it: `fields` set, its queued task gone."""
+    from django_tasks_db.models import DBTaskResult
+
+    body = encode(transcription_payload(conversation_id=conversation))
+    event = WebhookEvent.objects.get(pk=post(client, body).json()["event_id"])
+    DBTaskResult.objects.all().delete()
+    WebhookEvent.objects.filter(pk=event.pk).update(**fields)
+    return event
+
+
+def test_the_sweeper_retries_expired_claims_and_queues_events_that_lost_their_task(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.tasks import requeue_stranded, stranded_events
+
+    long_ago = timezone.now() - timedelta(hours=1)
+    crashed = stranded(client, "conv_crashed", status="processing", attempts=1, lease_expires_at=long_ago)
+    lost = stranded(client, "conv_lost", next_attempt_at=long_ago)
+    soon = timezone.now() + timedelta(minutes=5)
+    stranded(client, "conv_fresh", status="processing", attempts=1, lease_expires_at=soon)  # its worker is on it
+    found = stranded_events()
+    assert [event.pk for event in found.expired] == [crashed.pk] and [event.pk for event in found.unqueued] == [lost.pk]
+    assert requeue_stranded() == {"retried": 1, "failed": 0, "queued": 1}
+    assert requeue_stranded() == {"retried": 0, "failed": 0, "queued": 0}, "a queued task is not queued twice"
+    run_worker()
+    statuses = dict(WebhookEvent.objects.values_list("conversation_id", "status"))
+    assert statuses == {"conv_crashed": "processed", "conv_lost": "processed", "conv_fresh": "processing"}
+    assert WebhookEvent.objects.get(pk=crashed.pk).attempts == 2
+
+
+def test_an_expired_claim_on_the_last_attempt_fails_instead_of_looping(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.tasks import requeue_stranded
+
+    settings.WEBHOOK_MAX_ATTEMPTS = 2
+    stranded(client, "conv_poison", status="processing", attempts=2, lease_expires_at=timezone.now() - timedelta(1))
+    assert requeue_stranded()["failed"] == 1
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed" and "lease expired" in event.last_error
+
+
+def test_replay_stuck_finds_stranded_events_by_their_lease(client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stranded(client, "conv_stuck", status="processing", attempts=1, lease_expires_at=timezone.now() - timedelta(1))
+    out = StringIO()
+    call_command("replay_webhooks", "--stuck", "--dry-run", stdout=out)
+    assert "would replay post_call_transcription conv_stuck (processing)" in out.getvalue()
+    call_command("replay_webhooks", "--stuck", stdout=StringIO())
+    run_worker()
+    assert WebhookEvent.objects.get().status == "processed"

@@ -1,42 +1,33 @@
-from datetime import timedelta
-
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
 from calls.models import WebhookEvent
-from calls.tasks import replay_event
+from calls.tasks import replay_event, stranded_events
 
 
 class Command(BaseCommand):
     help = (
-        "Queue post-call transcription events again: failed ones (default), given ids, or --stuck ones that "
-        "have waited longer than --older-than minutes in received/retrying/processing."
+        "Queue post-call transcription events again, with a fresh attempt budget: failed ones (default), given "
+        "ids, or with --stuck also the stranded ones (a claim whose lease ran out, or an event due for a while with "
+        "no task waiting for it). The worker re-queues stranded events by itself; this is for when no worker runs "
+        "the sweeper, or to retry failed events after fixing their cause."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("ids", nargs="*", type=int, help="Event ids to replay (default: every failed event).")
-        parser.add_argument("--stuck", action="store_true", help="Also replay events stuck before processing.")
-        parser.add_argument("--older-than", type=int, default=15, help="Minutes before an event counts as stuck.")
+        parser.add_argument("--stuck", action="store_true", help="Also replay stranded events (found by lease).")
         parser.add_argument("--dry-run", action="store_true", help="List what would be replayed.")
 
-    def handle(self, *args, ids, stuck, older_than, dry_run, **options):
+    def handle(self, *args, ids, stuck, dry_run, **options):
         if ids:
-            events = WebhookEvent.objects.filter(pk__in=ids)
-            missing = set(ids) - set(events.values_list("pk", flat=True))
+            events = list(WebhookEvent.objects.filter(pk__in=ids).order_by("pk"))
+            missing = set(ids) - {event.pk for event in events}
             if missing:
                 raise CommandError(f"no such event: {', '.join(map(str, sorted(missing)))}")
         else:
-            statuses = [WebhookEvent.Status.FAILED]
-            events = WebhookEvent.objects.filter(status__in=statuses)
+            events = list(WebhookEvent.objects.filter(status=WebhookEvent.Status.FAILED).order_by("pk"))
             if stuck:
-                cutoff = timezone.now() - timedelta(minutes=older_than)
-                stuck_statuses = [
-                    WebhookEvent.Status.RECEIVED,
-                    WebhookEvent.Status.RETRYING,
-                    WebhookEvent.Status.PROCESSING,
-                ]
-                events = events | WebhookEvent.objects.filter(status__in=stuck_statuses, received_at__lt=cutoff)
-        events = list(events.order_by("pk"))
+                stranded = stranded_events()
+                events = sorted({*events, *stranded.expired, *stranded.unqueued}, key=lambda event: event.pk)
         if not events:
             self.stdout.write("Nothing to replay.")
             return
