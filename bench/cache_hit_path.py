@@ -6,7 +6,7 @@
 
 Needs Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/13). Django is set up with that URL as
 REDIS_URL, so the embedding cache is the production backend (EmbeddingRedisCache, RawBytesSerializer, the
-production socket timeouts), with the local provider at 1,536 dimensions. Every key lives under a prefix of
+production socket timeouts), with the hashing provider at 1,536 dimensions. Every key lives under a prefix of
 this run's own (`bench-hit-<pid>`) and exactly those keys are deleted at the end: nothing else in the
 database is read or removed (no FLUSHDB).
 
@@ -54,7 +54,7 @@ PENDING_LOCK = threading.Lock()
 
 
 def setup_django(redis_url: str, data_dir: str, dimensions: int, prefix: str) -> None:
-    """Django on the production cache backend (Redis at `redis_url`), local provider, keys under `prefix`."""
+    """Django on the production cache backend (Redis at `redis_url`), hashing provider, keys under `prefix`."""
     for name in ("DATABASE_URL", "EMBEDDING_CACHE_REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EMBEDDING_MODEL"):
         os.environ.pop(name, None)
     os.environ.update(
@@ -66,7 +66,7 @@ def setup_django(redis_url: str, data_dir: str, dimensions: int, prefix: str) ->
             "TASKS_IN_PROCESS_WORKER": "0",
             "LOG_LEVEL": "WARNING",
             "REDIS_URL": redis_url,
-            "EMBEDDING_PROVIDER": "local",
+            "EMBEDDING_PROVIDER": "hashing",
             "EMBEDDING_DIMENSIONS": str(dimensions),
         }
     )

@@ -9,7 +9,7 @@ The trace: `--lookups` draws (numpy, seeded) from a finite Zipf law with s = 1.0
          lookup, on the embedded stack's SQLiteLRUCache limited to `size` entries (EMBEDDING_CACHE_MAX_ENTRIES),
          a fresh cache file per size, in a child process per size (DATABASE_URL and REDIS_URL are removed
          from its environment); hits and misses are read from `embeddings.statistics.collect_statistics()`.
-         Local provider at EMBEDDING_DIMENSIONS=64 (`--dimensions`): the hit rate does not depend on the
+         The hashing provider at EMBEDDING_DIMENSIONS=64 (`--dimensions`): the hit rate does not depend on the
          vector length, and small vectors keep 300k lookups quick.
   LRU  - an exact LRU of `size` entries simulated in pure Python (OrderedDict)
   FIFO - first in, first out (a hit does not refresh), simulated
@@ -122,7 +122,7 @@ def child_env(data_dir: Path, size: int, dimensions: int) -> dict[str, str]:
             "EMBEDDING_CACHE_PATH": str(data_dir / f"embedding-cache-{size}.sqlite3"),
             "EMBEDDING_CACHE_MAX_ENTRIES": str(size),
             "EMBEDDING_CACHE_TTL": "0",
-            "EMBEDDING_PROVIDER": "local",
+            "EMBEDDING_PROVIDER": "hashing",
             "EMBEDDING_DIMENSIONS": str(dimensions),
         }
     )
@@ -207,7 +207,7 @@ def main() -> None:
     print(
         f"Zipf(s=1.0) trace: {args.lookups:,} lookups over {args.texts:,} texts (seed {args.seed}), "
         f"{distinct:,} distinct texts drawn; best possible hit rate (every repeat a hit) "
-        f"{1 - distinct / args.lookups:.4f}. Ours: SQLiteLRUCache via generate_embedding, local provider, "
+        f"{1 - distinct / args.lookups:.4f}. Ours: SQLiteLRUCache via generate_embedding, hashing provider, "
         f"{args.dimensions} dimensions."
     )
     print()

@@ -7,6 +7,7 @@ the same kind of structure it meets in production. Rows are loaded with binary C
 """
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
-DIMENSIONS = 1536
+DIMENSIONS = int(os.environ.get("EMBEDDING_DIMENSIONS", "1536"))  # the size of the database the rows go into
 TOPICS = 400
 TOPICS_PER_USER = 8
 SUBTOPICS = 64
@@ -65,7 +66,7 @@ class TopicSpace:
 
 COPY_COLUMNS = (
     "user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, created_at, "
-    "last_accessed_at, access_count, source_conversation_id, source_turns, metadata"
+    "last_accessed_at, access_count, source_conversation_id, source_turns, metadata, kind, occurred_at"
 )
 COPY_TYPES = [
     "text",
@@ -82,6 +83,8 @@ COPY_TYPES = [
     "text",
     "jsonb",
     "jsonb",
+    "text",
+    "timestamptz",
 ]
 
 
@@ -112,6 +115,8 @@ def copy_memories(dsn: str, rows, table: str = "memories_memory") -> None:
                         "",
                         psycopg.types.json.Jsonb([]),
                         psycopg.types.json.Jsonb({}),
+                        "utterance",
+                        moment,
                     ]
                 )
         connection.execute(f"ANALYZE {table}")
@@ -185,7 +190,7 @@ WORDS_PER_TOPIC = 24
 
 
 class TextSpace:
-    """Synthetic memory *texts* per topic, embedded by the real local provider: queries written from a
+    """Synthetic memory *texts* per topic, embedded by the hashing provider: queries written from a
     user's topics then land near that user's memories, as real questions land near real memories."""
 
     def __init__(self, seed: int):
@@ -207,8 +212,8 @@ class TextSpace:
 
 
 def load_texts(dsn: str, population: Population, table: str = "memories_memory") -> float:
-    """Like `load`, with memory texts embedded by the local provider instead of synthetic vectors."""
-    from embeddings.providers.local import LocalHashingProvider
+    """Like `load`, with memory texts embedded by the hashing provider instead of synthetic vectors."""
+    from embeddings.providers.hashing import LocalHashingProvider
 
     started = time.perf_counter()
     space = TextSpace(population.seed)

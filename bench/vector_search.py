@@ -26,12 +26,15 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform_bench"
 
 
-def ensure_database(url: str) -> None:
+def ensure_database(url: str, fresh: bool) -> None:
+    """Create the benchmark's database; `fresh` drops a previous one first (its vector column may be another size)."""
     import psycopg
 
     name = url.rsplit("/", 1)[1]
     admin_url = url.rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as connection:
+        if fresh:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
             connection.execute(f'CREATE DATABASE "{name}"')
 
@@ -42,6 +45,9 @@ def setup_django(url: str) -> None:
             "DATABASE_URL": url,
             "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
             "READ_DOTENV": "0",
+            # OpenAI's size (1536), the production default, so the numbers compare with earlier runs.
+            "EMBEDDING_PROVIDER": "hashing",
+            "EMBEDDING_DIMENSIONS": "1536",
             "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
         }
     )
@@ -82,7 +88,7 @@ def main() -> None:
         args.dedicated_from = 100
 
     url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL + ("_tiny" if args.tiny else ""))
-    ensure_database(url)
+    ensure_database(url, fresh=not args.reuse)
     setup_django(url)
 
     import numpy as np
@@ -204,8 +210,10 @@ def rule_picks(user_id: str) -> str:
 
 
 def timed_search(backend, plan: str, query, user_id: str, limit: int) -> tuple[list[int], float]:
+    from memories.search_backends.base import Scope
+
     started = time.perf_counter()
-    matches = backend.search_with_plan(plan, query, user_id, None, limit)
+    matches = backend.search_with_plan(plan, query, user_id, Scope(), limit)
     return [match.memory_id for match in matches], 1000 * (time.perf_counter() - started)
 
 

@@ -64,11 +64,12 @@ class Outcome:
 
 @dataclass
 class PreparedCall:
-    """Everything to store for one call, computed before the store's transaction."""
+    """Everything to store for one call, computed before the store's transaction: the memories, and for the last
+    `len(facts)` of them (the LLM's facts) what to do with each."""
 
     user_id: str
     memories: list[PreparedMemory]
-    facts: list[ExtractedFact] = field(default_factory=list)  # LLM extraction: what to do with each memory
+    facts: list[ExtractedFact] = field(default_factory=list)
 
 
 def post_call_user(data: dict) -> str | None:
@@ -84,11 +85,10 @@ def prepare_call(payload: dict) -> PreparedCall | None:
     user_id = post_call_user(data)
     if user_id is None:
         return None
-    if settings.EXTRACTION_LLM_MODEL:
-        facts = extract_with_llm(user_id, data)
-        to_store = [fact for fact in facts if fact.action != "reinforce"]
-        return PreparedCall(user_id, prepare_memories([fact.memory for fact in to_store]), facts)
-    return PreparedCall(user_id, prepare_memories(extract_memories_from_transcript(data)))
+    items = extract_memories_from_transcript(data)
+    facts = extract_with_llm(user_id, data) if settings.EXTRACTION_LLM_MODEL else []
+    stored_facts = [fact for fact in facts if fact.action != "reinforce"]
+    return PreparedCall(user_id, prepare_memories([*items, *(fact.memory for fact in stored_facts)]), facts)
 
 
 def store_call(call: PreparedCall) -> IngestResult:
@@ -104,7 +104,7 @@ def store_call(call: PreparedCall) -> IngestResult:
         reinforce(reinforced)
         result.reinforced += len(reinforced)
     stored_facts = [fact for fact in call.facts if fact.action != "reinforce"]
-    for fact, item in zip(stored_facts, stored if call.facts else [], strict=True):
+    for fact, item in zip(stored_facts, stored[len(stored) - len(stored_facts) :], strict=True):
         if not item.created or fact.target is None or fact.target.pk == item.memory.pk:
             continue
         if fact.action == "supersede":

@@ -43,11 +43,11 @@ def query_memories_for_initiation(user_id: str) -> InitiationMemories:
         Memory.objects.for_user(user_id)
         .current()
         .only(*RESULT_FIELDS)
-        .order_by("-salience", "-created_at", "-id")[: settings.INITIATION_SALIENT_MEMORIES]
+        .order_by("-salience", "-occurred_at", "-id")[: settings.INITIATION_SALIENT_MEMORIES]
     )
     for memory in salient:
         chosen.setdefault(memory.pk, memory)
-    ordered = sorted(chosen.values(), key=lambda memory: (-memory.salience, -memory.created_at.timestamp(), memory.pk))
+    ordered = sorted(chosen.values(), key=lambda memory: (-memory.salience, -memory.occurred_at.timestamp(), memory.pk))
     return InitiationMemories(memories=ordered, context=format_context(ordered), uncached_queries=uncached)
 
 
@@ -59,7 +59,7 @@ def format_context(memories: list[Memory]) -> str:
     for memory in memories:
         if memory.text.lower() in seen_texts:
             continue
-        line = f"- {memory.text} ({when(memory.created_at)})"
+        line = f"- {memory.text} ({when(memory.occurred_at)})"
         if used + len(line) + (1 if lines else 0) > budget:
             continue
         lines.append(line)

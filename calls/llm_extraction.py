@@ -72,15 +72,19 @@ def build_client() -> openai.OpenAI:
 
 
 def related_memories(user_id: str, caller_text: str) -> list[Memory]:
+    """The user's derived memories and notes nearest the call: what the model may reinforce or supersede (the
+    caller's own words are kept whatever the model thinks of them)."""
     if not caller_text.strip():
         return []
     embedding = generate_embedding(caller_text[: settings.EMBEDDING_MAX_INPUT_CHARS])
-    return [item.memory for item in vector_search(embedding, user_id, limit=RELATED_MEMORIES)]
+    nearest = vector_search(embedding, user_id, limit=RELATED_MEMORIES * 3)
+    return [item.memory for item in nearest if item.memory.kind != Memory.Kind.UTTERANCE][:RELATED_MEMORIES]
 
 
 def extract_with_llm(user_id: str, data: dict) -> list[ExtractedFact]:
     """Facts of the call with what to do with each; raises openai.APIError on provider failure."""
     conversation_id = payloads.conversation_id(data)
+    started = payloads.call_started_at(data)
     transcript = payloads.transcript_lines(data)
     lines = [f"[{line.index}] {line.speaker}: {line.text}" for line in transcript]
     caller_text = " ".join(line.text for line in transcript if line.speaker == "caller")
@@ -117,10 +121,12 @@ def extract_with_llm(user_id: str, data: dict) -> list[ExtractedFact]:
             ExtractedFact(
                 memory=NewMemory(
                     text=text.strip(),
+                    kind=Memory.Kind.FACT,
                     sector=sector,
                     salience=salience,
                     source_conversation_id=conversation_id,
                     source_turns=turns,
+                    occurred_at=started,
                     metadata={"extracted_by": settings.EXTRACTION_LLM_MODEL},
                 ),
                 action=action,

@@ -60,6 +60,8 @@ def parse_tool_body(request: HttpRequest) -> dict:
 
 def validated_query(body: dict) -> tuple[dict | None, str]:
     user_field, phone_field = payloads.tool_caller(body)
+    if phone_field is not None and not isinstance(phone_field, str):
+        return None, "system__caller_id: must be a string."
     data = {key: body[key] for key in ("query", "sectors", "limit") if key in body}
     user_id = tool_user_id(user_field, phone_field)
     if user_id is not None:

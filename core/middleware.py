@@ -6,7 +6,7 @@ may read a tool's error aloud; an operator's script wants JSON. The admin keeps 
 
 import logging
 
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,9 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception):
-        if not isinstance(exception, DatabaseError) or request.path.startswith("/admin/"):
+        # Unavailable, not wrong: a refused or dropped connection, a server shutting down. Errors about the data
+        # itself (DataError, IntegrityError) are bugs to fix, and stay 500s.
+        if not isinstance(exception, OperationalError | InterfaceError) or request.path.startswith("/admin/"):
             return None
         logger.error(
             "database unavailable",

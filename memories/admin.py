@@ -26,8 +26,8 @@ class SupersededFilter(admin.SimpleListFilter):
 
 @admin.register(Memory)
 class MemoryAdmin(admin.ModelAdmin):
-    list_display = ["id", "user_id", "short_text", "sector", "salience", "access_count", "created_at", "superseded_by"]
-    list_filter = ["sector", SupersededFilter, "created_at"]
+    list_display = ["id", "user_id", "kind", "short_text", "sector", "salience", "access_count", "occurred_at"]
+    list_filter = ["kind", "sector", SupersededFilter, "occurred_at"]
     search_fields = ["text", "=user_id"]
     exclude = ["embedding"]
     readonly_fields = ["embedding_model", "text_hash", "created_at", "last_accessed_at", "access_count", "links"]

@@ -34,7 +34,7 @@ def tool_answer(result: QueryResult) -> dict:
             "text": item.memory.text,
             "sector": item.memory.sector,
             "score": round(item.score, 3),
-            "when": when(item.memory.created_at),
+            "when": when(item.memory.occurred_at),
         }
         for item in result.memories
     ]

@@ -1,9 +1,13 @@
-"""The operators' memory API (DRF): token or session auth, staff only."""
+"""The operators' memory API (DRF): token or session auth, staff only, throttled, documented in /api/schema/.
+
+Every error is JSON `{"detail": "<one line a person can read>"}`, with `"errors": {field: [messages]}` added when
+a request did not validate; filters and orderings that are not understood are refused, never ignored.
+"""
 
 from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.decorators import action, api_view
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,6 +15,7 @@ from rest_framework.views import exception_handler
 
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
+from memories.filters import MemoryFilter, StrictFilterBackend, StrictOrderingFilter
 from memories.models import Memory, MemoryLink
 from memories.query import query_memories
 from memories.serializers import (
@@ -27,8 +32,10 @@ from memories.services import (
     create_memory,
     delete_memory,
     forget_user,
-    update_memory_text,
+    update_memory_fields,
 )
+
+MAX_USER_ID_CHARS = 128
 
 
 class EmbeddingUnavailable(APIException):
@@ -42,7 +49,7 @@ class Conflict(APIException):
 
 
 def api_exception_handler(exc, context):
-    """DRF errors as {"error": "<one short line>", "detail": <the full detail>}."""
+    """DRF errors as {"detail": "<one short line>"}, plus "errors" (the field tree) for validation errors."""
     if isinstance(exc, MemoryConflict):
         exc = Conflict(str(exc))
     elif isinstance(exc, EmbeddingInputError | MemoryInputError):
@@ -50,8 +57,14 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, EmbeddingProviderError):
         exc = EmbeddingUnavailable()
     response = exception_handler(exc, context)
-    if response is not None:
-        response.data = {"error": first_error(response.data), "detail": response.data}
+    if response is None:
+        return None
+    if isinstance(exc, ValidationError):
+        errors = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
+        response.data = {"detail": first_error(errors), "errors": errors}
+    else:
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = {"detail": str(detail) if detail is not None else first_error(response.data)}
     return response
 
 
@@ -74,15 +87,15 @@ SEARCH_ANSWER = inline_serializer(
 )
 
 
-@extend_schema(
-    parameters=[
-        OpenApiParameter("user_id", str, description="Only this user's memories."),
-        OpenApiParameter("sector", str, description="Only this primary sector."),
-        OpenApiParameter("superseded", bool, description="true: only superseded history; false: only current."),
-        OpenApiParameter("q", str, description="Text contains (case-insensitive)."),
-    ]
-)
+class OperatorAPI:
+    """What every operator endpoint shares: strict filters and ordering, a throttle scope."""
+
+    filter_backends = [StrictFilterBackend, StrictOrderingFilter]
+    throttle_scope = "operator_api"
+
+
 class MemoryViewSet(
+    OperatorAPI,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -91,26 +104,14 @@ class MemoryViewSet(
 ):
     serializer_class = MemorySerializer
     queryset = Memory.objects.defer("embedding")
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        params = self.request.query_params
-        for name, value in params.items():
-            if "\x00" in value:
-                raise ValidationError({name: ["must not contain NUL characters"]})
-        if params.get("user_id"):
-            queryset = queryset.filter(user_id=params["user_id"])
-        if params.get("sector"):
-            queryset = queryset.filter(sector=params["sector"])
-        if params.get("superseded") in ("true", "false"):
-            queryset = queryset.filter(superseded_by__isnull=params["superseded"] == "false")
-        if params.get("q"):
-            queryset = queryset.filter(Q(text__icontains=params["q"]))
-        return queryset
+    filterset_class = MemoryFilter
+    ordering_fields = ["created_at", "occurred_at", "salience", "access_count", "id"]
+    ordering = ["-created_at", "-id"]
 
     @extend_schema(
         description="Store a memory (embedded through the cache). 201 when new; 200 when it repeats "
-        "an existing memory of the user, which is reinforced and returned instead."
+        "an existing memory of the user, which is reinforced and returned instead.",
+        responses={201: MemorySerializer, 200: MemorySerializer},
     )
     def create(self, request: Request, *args, **kwargs) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -126,6 +127,7 @@ class MemoryViewSet(
                 source_conversation_id=data.get("source_conversation_id", ""),
                 source_turns=data.get("source_turns", []),
                 metadata=data.get("metadata", {}),
+                occurred_at=data.get("occurred_at"),
             ),
         )
         return Response(
@@ -136,56 +138,90 @@ class MemoryViewSet(
     @extend_schema(
         request=MemoryUpdateSerializer,
         responses=MemorySerializer,
-        description="Change a memory; new text is re-embedded.",
+        description="Change a memory; new text is re-embedded. 409 when the new text repeats another current "
+        "memory of the same user.",
     )
     def partial_update(self, request: Request, *args, **kwargs) -> Response:
         memory = self.get_object()
         serializer = MemoryUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        for name in ("sector", "salience", "metadata"):
-            if name in data:
-                setattr(memory, name, data[name])
-        if "text" in data:
-            update_memory_text(memory, data["text"])
-        else:
-            memory.save()
+        update_memory_fields(memory, **serializer.validated_data)
         return Response(MemorySerializer(memory).data)
 
     def perform_destroy(self, instance: Memory) -> None:
         delete_memory(instance)
 
-    @extend_schema(responses=MemoryLinkSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        responses=MemoryLinkSerializer(many=True), description="The memory's links, both directions, same user only."
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
     def links(self, request: Request, pk=None) -> Response:
         memory = self.get_object()
-        links = MemoryLink.objects.filter(Q(from_memory=memory) | Q(to_memory=memory), user_id=memory.user_id)
-        return Response(MemoryLinkSerializer(links, many=True).data)
+        links = MemoryLink.objects.filter(Q(from_memory=memory) | Q(to_memory=memory), user_id=memory.user_id).order_by(
+            "-weight", "id"
+        )
+        page = self.paginate_queryset(links)
+        return self.get_paginated_response(MemoryLinkSerializer(page, many=True).data)
 
     @extend_schema(
         request=MemoryQuerySerializer,
         responses=SEARCH_ANSWER,
-        description="The same search as the ElevenLabs memory tool, for operators.",
+        description="The same search as the ElevenLabs memory tool, for operators; it does not reinforce what it "
+        "finds (an operator looking is not the caller remembering).",
     )
-    @action(detail=False, methods=["post"])
+    @action(detail=False, methods=["post"], filter_backends=[])
     def search(self, request: Request) -> Response:
         serializer = MemoryQuerySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = query_memories(data["user_id"], data["query"], data["sectors"] or None, data["limit"])
+        result = query_memories(
+            data["user_id"], data["query"], data["sectors"] or None, data["limit"], reinforce_results=False
+        )
         return Response(tool_answer(result), headers={"Server-Timing": server_timing(result.timings_ms)})
 
 
-@extend_schema(
-    methods=["DELETE"],
-    responses=inline_serializer(
-        "ForgetAnswer", {"user_id": serializers.CharField(), "deleted": serializers.DictField()}
-    ),
-    description="Forget a user entirely: memories, links and every other record holding their text, in one "
-    "transaction. Answers the counts deleted, by kind.",
+FORGET_ANSWER = inline_serializer(
+    "ForgetAnswer",
+    {"user_id": serializers.CharField(), "deleted": serializers.DictField(child=serializers.IntegerField())},
 )
-@api_view(["DELETE"])
-def forget_user_view(request: Request, user_id: str) -> Response:
-    if "\x00" in user_id or len(user_id) > 128:
-        raise ValidationError({"user_id": ["not a user id: at most 128 characters, no NUL"]})
-    return Response({"user_id": user_id, "deleted": forget_user(user_id)})
+
+
+class UserMemoriesView(OperatorAPI, mixins.ListModelMixin, generics.GenericAPIView):
+    """One user's memories: read them (the same filters and ordering as /api/memories), or forget the user."""
+
+    serializer_class = MemorySerializer
+    filterset_class = MemoryFilter
+    ordering_fields = MemoryViewSet.ordering_fields
+    ordering = MemoryViewSet.ordering
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # the schema generator has no user id
+            return Memory.objects.none()
+        return Memory.objects.defer("embedding").filter(user_id=checked_user_id(self.kwargs["user_id"]))
+
+    @extend_schema(description="The user's memories, newest first.")
+    def get(self, request: Request, user_id: str) -> Response:
+        return self.list(request)
+
+    @extend_schema(
+        responses={200: FORGET_ANSWER},
+        description="Forget a user entirely: memories, links and every other record holding their text, in one "
+        "transaction. Answers the counts deleted, by kind.",
+    )
+    def delete(self, request: Request, user_id: str) -> Response:
+        return Response({"user_id": user_id, "deleted": forget_user(checked_user_id(user_id))})
+
+
+def checked_user_id(value: str) -> str:
+    """A user id from a URL; 400 for what no user id can be (too long, NUL, not UTF-8)."""
+    if "\x00" in value or len(value) > MAX_USER_ID_CHARS or not _encodable(value):
+        raise ValidationError({"user_id": [f"not a user id: at most {MAX_USER_ID_CHARS} characters of text"]})
+    return value
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -1,11 +1,14 @@
 """EmbeddingField: a pgvector `vector(N)` column on PostgreSQL, compact float32 bytes on SQLite.
 
-One model and one migration serve both stacks; Python code always sees a read-only float32 numpy array.
+One model and one migration serve both stacks; Python code always sees a read-only float32 numpy array. N is
+EMBEDDING_DIMENSIONS, read when the table is created (the first migrate): the size follows the model, and never
+appears in a migration, so another size needs no new migration but `manage.py reembed_memories --dimensions`.
 """
 
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from pgvector import Vector
 from pgvector.django import VectorField
 
@@ -14,6 +17,23 @@ from embeddings.codec import FLOAT32_LE, decode_vector, encode_vector
 
 class EmbeddingField(VectorField):
     description = "Embedding (pgvector on PostgreSQL, float32 bytes elsewhere)"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.pop("dimensions", None)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def dimensions(self) -> int:
+        return settings.EMBEDDING_DIMENSIONS
+
+    @dimensions.setter
+    def dimensions(self, value: object) -> None:
+        """VectorField sets it; the size comes from settings instead."""
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("dimensions", None)
+        return name, path, args, kwargs
 
     def db_type(self, connection: Any) -> str:
         if connection.vendor == "postgresql":
@@ -24,7 +44,7 @@ class EmbeddingField(VectorField):
         if value is None:
             return None
         array = np.asarray(value, dtype=FLOAT32_LE)
-        if self.dimensions is not None and array.shape != (self.dimensions,):
+        if array.shape != (self.dimensions,):
             raise ValueError(f"embedding has {array.size} dimensions, the column holds {self.dimensions}")
         if connection.vendor == "postgresql":
             return Vector._to_db(array)

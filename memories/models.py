@@ -7,9 +7,6 @@ from django.utils import timezone
 from memories.fields import EmbeddingField
 from memories.sectors import Sector
 
-# The schema fixes the vector size; a provider with other dimensions is refused at start-up (memories.checks).
-EMBEDDING_DIMENSIONS = 1536
-
 
 def text_fingerprint(text: str) -> str:
     """Hash of the text with case and whitespace folded: identical memories collide, nothing else."""
@@ -26,15 +23,34 @@ class MemoryQuerySet(models.QuerySet):
 
 
 class Memory(models.Model):
+    """One thing remembered about one user: something they said, in their own words, or something derived from it.
+
+    Two layers (docs/memories.md): utterances are the caller's turns, verbatim, never superseded; summaries,
+    data-collection results, facts and notes are derived (or added) and point to the turns they came from.
+    """
+
+    class Kind(models.TextChoices):
+        UTTERANCE = "utterance", "the caller's own words (a transcript turn)"
+        SUMMARY = "summary", "a call's summary"
+        DATA = "data_collection", "a data-collection result of a call"
+        FACT = "fact", "a fact extracted by the LLM"
+        NOTE = "note", "added by an operator or the remember tool"
+
+    DERIVED = (Kind.SUMMARY, Kind.DATA, Kind.FACT)
+
     user_id = models.CharField(max_length=128)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NOTE)
     text = models.TextField()
     text_hash = models.CharField(max_length=64, editable=False)
     sector = models.CharField(max_length=16, choices=Sector.choices, default=Sector.SEMANTIC)
     extra_sectors = models.JSONField(default=list, blank=True, help_text="Additional sectors, besides the primary.")
-    embedding = EmbeddingField(dimensions=EMBEDDING_DIMENSIONS)
+    embedding = EmbeddingField()
     embedding_model = models.CharField(max_length=200)
     salience = models.FloatField(default=0.5)
     created_at = models.DateTimeField(default=timezone.now)
+    occurred_at = models.DateTimeField(
+        default=timezone.now, help_text="When it was said or happened (a turn: the call's start + its time in call)."
+    )
     last_accessed_at = models.DateTimeField(default=timezone.now)
     access_count = models.PositiveIntegerField(default=0)
     source_conversation_id = models.CharField(max_length=128, blank=True)
@@ -53,6 +69,7 @@ class Memory(models.Model):
             models.Index(fields=["user_id", "superseded_by"], name="memory_user_current"),
             models.Index(fields=["user_id", "sector"], name="memory_user_sector"),
             models.Index(fields=["user_id", "-created_at"], name="memory_user_recent"),
+            models.Index(fields=["user_id", "-occurred_at"], name="memory_user_occurred"),
             models.Index(fields=["user_id", "text_hash"], name="memory_user_text"),
             models.Index(fields=["source_conversation_id"], name="memory_conversation"),
         ]

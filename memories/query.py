@@ -1,4 +1,14 @@
-"""The memory query: what the ElevenLabs tool and the operators' search endpoint both run."""
+"""The memory query: what the ElevenLabs tool and the operators' search endpoint both run.
+
+1. The query is embedded through the cache (with a deadline on the tool's path).
+2. Candidates, MEMORY_CANDIDATE_FACTOR x `limit` from each: the user's nearest memories by cosine (the vector
+   index) and, with MEMORY_RETRIEVAL = "hybrid", their best memories by BM25 over their words (the lexical index),
+   fused by reciprocal rank (MEMORY_RRF_K). Only this user's, only `sectors` when given.
+3. Ranking (memories.scoring); the best `limit` are the direct hits.
+4. With link expansion, memories one link away from the hits fill the slots the hits leave (never displacing a
+   hit), within the same sectors.
+5. What is returned is reinforced, in the background (memories.reinforcement), unless the caller says not to.
+"""
 
 import time
 from collections.abc import Sequence
@@ -7,10 +17,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from embeddings.generation import generate_embedding
+from memories.models import Memory
 from memories.reinforcement import buffer as reinforcements
-from memories.scoring import ScoredMemory, rank
-from memories.search import expand_via_links, vector_search
+from memories.scoring import ScoredMemory, rank, reciprocal_rank_fusion
+from memories.search import RESULT_FIELDS, expand_via_links, vector_search
+from memories.search_backends import Scope
 from memories.sectors import SectorGuess, guess_sectors
+from memories.text_search import lexical_search
 
 
 @dataclass
@@ -20,23 +33,42 @@ class QueryResult:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Retrieval:
+    """How candidates are found and ranked; the defaults come from settings (the LoCoMo benchmark's choice)."""
+
+    hybrid: bool
+    expand_links: bool
+    weights: dict[str, float]
+    kinds: tuple[str, ...]  # the kinds of memory answers are made of
+
+    @classmethod
+    def from_settings(cls, **changes: object) -> "Retrieval":
+        values = {
+            "hybrid": settings.MEMORY_RETRIEVAL == "hybrid",
+            "expand_links": settings.MEMORY_EXPAND_LINKS,
+            "weights": settings.MEMORY_SCORE_WEIGHTS,
+            "kinds": tuple(settings.MEMORY_ANSWER_KINDS),
+        }
+        values.update(changes)
+        return cls(**values)
+
+
 def query_memories(
     user_id: str,
     query: str,
     sectors: Sequence[str] | None = None,
     limit: int = 5,
-    expand_links: bool = True,
     reinforce_results: bool = True,
     deadline: float | None = None,
+    retrieval: Retrieval | None = None,
 ) -> QueryResult:
-    """The `limit` best memories of `user_id` for `query`, ranked by the score blend (memories.scoring).
+    """The `limit` best memories of `user_id` for `query` (see the module's docstring for the steps).
 
-    Embeds the query through the cache, searches MEMORY_CANDIDATE_FACTOR x `limit` candidates (only this
-    user's, only `sectors` when given), adds memories one link away, ranks, and reinforces what it returns
-    (applied in the background, memories.reinforcement). `deadline` (a `time.monotonic()` value) bounds the wait
-    for the embedding provider on a miss (embeddings.generation).
-    `timings_ms` has the embed, search and expand times (the Server-Timing header shows them).
+    `deadline` (a `time.monotonic()` value) bounds the wait for the embedding provider on a cache miss.
+    `timings_ms` has the embed, search and rank times (the Server-Timing header shows them).
     """
+    retrieval = retrieval or Retrieval.from_settings()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     embedding = generate_embedding(query, deadline=deadline)
@@ -44,19 +76,39 @@ def query_memories(
 
     started = time.perf_counter()
     candidates = limit * settings.MEMORY_CANDIDATE_FACTOR
-    matches = vector_search(embedding, user_id, sectors, limit=candidates)
+    scope = Scope.of(sectors, retrieval.kinds)
+    dense = vector_search(embedding, user_id, scope.sectors, limit=candidates, kinds=scope.kinds)
+    lexical = lexical_search(query, user_id, scope, candidates) if retrieval.hybrid else []
     timings["search"] = _ms_since(started)
 
     started = time.perf_counter()
-    if expand_links:
-        matches = expand_via_links(matches, max_total=candidates + limit)
+    items = candidates_of(dense, [match.memory_id for match in lexical], user_id, retrieval.hybrid)
     guess = guess_sectors(query)
-    ranked = rank(matches, guess)[:limit]
-    timings["expand"] = _ms_since(started)
+    hits = rank(items, guess, weights=retrieval.weights)[:limit]
+    if retrieval.expand_links and len(hits) < limit:
+        hits = expand_via_links(hits, max_total=limit, scope=scope)
+    timings["rank"] = _ms_since(started)
 
     if reinforce_results:
-        reinforcements.add([item.memory.pk for item in ranked])
-    return QueryResult(memories=ranked, guess=guess, timings_ms=timings)
+        reinforcements.add([item.memory.pk for item in hits])
+    return QueryResult(memories=hits, guess=guess, timings_ms=timings)
+
+
+def candidates_of(dense: list[ScoredMemory], lexical_ids: list[int], user_id: str, hybrid: bool) -> list[ScoredMemory]:
+    """The dense and lexical candidates as one list, each with its relevance (fused ranks, or the cosine)."""
+    if not hybrid:
+        for item in dense:
+            item.relevance = max(0.0, item.similarity)
+        return dense
+    fused = reciprocal_rank_fusion([[item.memory.pk for item in dense], lexical_ids], settings.MEMORY_RRF_K)
+    by_id = {item.memory.pk: item for item in dense}
+    words_only = [memory_id for memory_id in lexical_ids if memory_id not in by_id]
+    if words_only:
+        found = Memory.objects.for_user(user_id).only(*RESULT_FIELDS).in_bulk(words_only)
+        by_id.update((pk, ScoredMemory(memory=memory, similarity=0.0)) for pk, memory in found.items())
+    for memory_id, item in by_id.items():
+        item.relevance = fused.get(memory_id, 0.0)
+    return list(by_id.values())
 
 
 def _ms_since(started: float) -> float:

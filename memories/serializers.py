@@ -1,6 +1,7 @@
 """Input and output shapes of the memory endpoints (DRF serializers)."""
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -22,14 +23,34 @@ class SectorsField(serializers.Field):
         return value
 
 
+NOT_BLANK = RegexValidator(r"\S", message="must not be blank")
+
+
 class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+    """A CharField that refuses numbers and booleans instead of turning them into strings, and NUL characters.
+
+    Unless blank is allowed, it needs a character that is not a space (the schema says so with a pattern).
+    """
 
     default_error_messages = {"not_a_string": "must be a string"}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.allow_blank:
+            self.validators.append(NOT_BLANK)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    """A FloatField that refuses booleans (float(True) is 1.0) and strings (the schema says number)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
         return super().to_internal_value(data)
 
 
@@ -60,18 +81,24 @@ class MemorySerializer(serializers.ModelSerializer):
     extra_sectors = SectorsField(required=False)
     text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS)
     user_id = StrictCharField(max_length=128)
+    salience = StrictFloatField(required=False, min_value=0, max_value=1)
+    source_conversation_id = StrictCharField(max_length=128, required=False, allow_blank=True)
+    source_turns = serializers.ListField(child=StrictIntegerField(min_value=0), required=False)
+    metadata = serializers.DictField(required=False)
 
     class Meta:
         model = Memory
         fields = [
             "id",
             "user_id",
+            "kind",
             "text",
             "sector",
             "extra_sectors",
             "salience",
             "embedding_model",
             "created_at",
+            "occurred_at",
             "last_accessed_at",
             "access_count",
             "source_conversation_id",
@@ -82,6 +109,7 @@ class MemorySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = [
             "id",
+            "kind",
             "embedding_model",
             "created_at",
             "last_accessed_at",
@@ -94,7 +122,7 @@ class MemorySerializer(serializers.ModelSerializer):
 class MemoryUpdateSerializer(serializers.Serializer):
     text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS, required=False)
     sector = serializers.ChoiceField(choices=Sector.choices, required=False)
-    salience = serializers.FloatField(required=False, min_value=0, max_value=1)
+    salience = StrictFloatField(required=False, min_value=0, max_value=1)
     metadata = serializers.DictField(required=False)
 
 

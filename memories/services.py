@@ -6,6 +6,7 @@ The API, the admin, the management commands and the post-call ingestion all call
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -18,12 +19,13 @@ from memories.database import user_write_lock
 from memories.forget import FORGETTERS
 from memories.models import Memory, MemoryLink, text_fingerprint
 from memories.reinforcement import reinforce
-from memories.search import vector_search
+from memories.search_backends import get_search_backend
 from memories.sectors import Sector, SectorError, guess_sectors, parse_sectors
 
 logger = logging.getLogger(__name__)
 
 SAME_CALL_WINDOW = 2
+LINK_CANDIDATES = 5  # the nearest memories looked at for each new one: its duplicate, and what to link it to
 
 
 class MemoryInputError(ValueError):
@@ -32,8 +34,8 @@ class MemoryInputError(ValueError):
 
 @dataclass
 class NewMemory:
-    """What a caller wants remembered. Sectors are checked here, once; when none is given they are guessed from
-    the text when the memory is stored (a primary and up to two more)."""
+    """What to remember. Sectors are checked here, once; when none is given they are guessed from the text when
+    the memory is stored (a primary and up to two more). `occurred_at` defaults to the time it is stored."""
 
     text: str
     sector: str | None = None
@@ -42,8 +44,12 @@ class NewMemory:
     source_conversation_id: str = ""
     source_turns: list[int] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    kind: str = Memory.Kind.NOTE
+    occurred_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        if self.kind not in Memory.Kind.values:
+            raise MemoryInputError(f"unknown memory kind {self.kind!r}; use one of: {', '.join(Memory.Kind.values)}")
         try:
             primary = parse_sectors([self.sector] if self.sector else [])
             self.extra_sectors = [sector for sector in parse_sectors(self.extra_sectors) if sector not in primary]
@@ -126,16 +132,120 @@ def prepare_memories(
 
 
 def store_memories(user_id: str, prepared: Sequence[PreparedMemory], link_together: bool = False) -> list[StoredMemory]:
-    """Store prepared memories of one user in one short transaction (no provider call inside it)."""
+    """Store prepared memories of one user in one short transaction (no provider call inside it).
+
+    The user's memories are searched once for the whole batch (the nearest few of each new memory: its duplicate,
+    if any, and what to link it to), and the batch is compared with itself in memory.
+    """
     check_user_id(user_id)
     model = get_provider().model
-    results: list[StoredMemory] = []
     with user_write_lock(user_id):
-        for entry in prepared:
-            results.append(_store_one(user_id, entry.item, entry.embedding, model))
+        batch = Batch(user_id, prepared)
+        results = [batch.store(index, model) for index in range(len(prepared))]
+        batch.save_links()
         if link_together:
             link_same_call([result.memory for result in results])
     return results
+
+
+class Batch:
+    """One store_memories call: the existing memories the new ones resemble, and the new ones so far."""
+
+    def __init__(self, user_id: str, prepared: Sequence[PreparedMemory]) -> None:
+        self.user_id = user_id
+        self.prepared = prepared
+        backend = get_search_backend()
+        self.nearest = backend.search_many([entry.embedding for entry in prepared], user_id, limit=LINK_CANDIDATES)
+        matched = {match.memory_id for matches in self.nearest for match in matches}
+        self.kinds = dict(Memory.objects.filter(pk__in=matched).values_list("id", "kind"))
+        hashes = {text_fingerprint(entry.item.text) for entry in prepared}
+        self.current = {
+            memory.text_hash: memory
+            for memory in Memory.objects.for_user(user_id).current().filter(text_hash__in=hashes).defer("embedding")
+        }
+        self.created: list[tuple[Memory, np.ndarray]] = []
+        self.links: dict[tuple[int, int], float] = {}
+
+    def store(self, index: int, model: str) -> StoredMemory:
+        item, embedding = self.prepared[index].item, self.prepared[index].embedding
+        similar = self.similar(index)
+        duplicate = self.duplicate_of(item, similar)
+        if duplicate is not None:
+            _absorb_repeat(duplicate, item)
+            return StoredMemory(memory=duplicate, created=False)
+        memory = Memory(
+            user_id=self.user_id,
+            kind=item.kind,
+            occurred_at=item.occurred_at or timezone.now(),
+            text=item.text,
+            sector=item.sector,
+            extra_sectors=item.extra_sectors,
+            embedding=embedding,
+            embedding_model=model,
+            salience=min(1.0, max(0.0, item.salience)),
+            source_conversation_id=item.source_conversation_id,
+            source_turns=item.source_turns,
+            metadata=item.metadata,
+        )
+        try:
+            with transaction.atomic():
+                memory.save()
+        except IntegrityError:  # an identical memory was stored concurrently (unique per user and text)
+            existing = Memory.objects.for_user(self.user_id).current().get(text_hash=text_fingerprint(item.text))
+            _absorb_repeat(existing, item)
+            return StoredMemory(memory=existing, created=False)
+        self.current[memory.text_hash] = memory
+        self.created.append((memory, embedding))
+        for other_id, similarity, _ in similar[: settings.MEMORY_LINKS_PER_MEMORY]:
+            if similarity >= settings.MEMORY_LINK_SIMILARITY:
+                self.links[tuple(sorted((memory.pk, other_id)))] = round(similarity, 4)
+        return StoredMemory(memory=memory, created=True)
+
+    def similar(self, index: int) -> list[tuple[int, float, str]]:
+        """(memory id, cosine, kind) of the existing and already stored new memories nearest this one, best first."""
+        found = [
+            (match.memory_id, match.similarity, self.kinds.get(match.memory_id, "")) for match in self.nearest[index]
+        ]
+        if self.created:
+            matrix = np.vstack([vector for _, vector in self.created])
+            query = self.prepared[index].embedding
+            norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+            similarities = (matrix @ query) / np.where(norms == 0, 1.0, norms)
+            found += [
+                (memory.pk, float(value), memory.kind)
+                for (memory, _), value in zip(self.created, similarities, strict=True)
+            ]
+        return sorted(found, key=lambda entry: (-entry[1], entry[0]))[:LINK_CANDIDATES]
+
+    def duplicate_of(self, item: NewMemory, similar: list[tuple[int, float, str]]) -> Memory | None:
+        """The current memory `item` repeats, or None.
+
+        The same words (case and spacing aside) always repeat. A caller's utterance repeats nothing else: two things
+        said alike are still two things said ("I live in Lyon" and "I lived in Lyon"), and both are kept. Other
+        memories also repeat one (not an utterance) at cosine MEMORY_DEDUPE_SIMILARITY or more.
+        """
+        identical = self.current.get(text_fingerprint(item.text))
+        if identical is not None or item.kind == Memory.Kind.UTTERANCE:
+            return identical
+        for memory_id, similarity, kind in similar[:1]:
+            if similarity >= settings.MEMORY_DEDUPE_SIMILARITY and kind != Memory.Kind.UTTERANCE:
+                return Memory.objects.get(pk=memory_id)
+        return None
+
+    def save_links(self) -> None:
+        MemoryLink.objects.bulk_create(
+            [
+                MemoryLink(
+                    from_memory_id=low,
+                    to_memory_id=high,
+                    weight=weight,
+                    reason=MemoryLink.Reason.SIMILAR,
+                    user_id=self.user_id,
+                )
+                for (low, high), weight in sorted(self.links.items())
+            ],
+            ignore_conflicts=True,
+        )
 
 
 def link_same_call(memories: Sequence[Memory]) -> int:
@@ -158,60 +268,23 @@ def link_same_call(memories: Sequence[Memory]) -> int:
     return len(links)
 
 
-def _store_one(user_id: str, item: NewMemory, embedding: np.ndarray, model: str) -> StoredMemory:
-    duplicate = find_duplicate(user_id, item.text, embedding)
-    if duplicate is not None:
-        _absorb_repeat(duplicate, item)
-        return StoredMemory(memory=duplicate, created=False)
-    similar = vector_search(embedding, user_id, limit=settings.MEMORY_LINKS_PER_MEMORY)
-    memory = Memory(
-        user_id=user_id,
-        text=item.text,
-        sector=item.sector,
-        extra_sectors=item.extra_sectors,
-        embedding=embedding,
-        embedding_model=model,
-        salience=min(1.0, max(0.0, item.salience)),
-        source_conversation_id=item.source_conversation_id,
-        source_turns=item.source_turns,
-        metadata=item.metadata,
-    )
-    try:
-        with transaction.atomic():
-            memory.save()
-    except IntegrityError:  # an identical memory was stored concurrently (unique per user and text)
-        existing = Memory.objects.for_user(user_id).current().get(text_hash=text_fingerprint(item.text))
-        _absorb_repeat(existing, item)
-        return StoredMemory(memory=existing, created=False)
-    for match in similar:
-        if match.similarity >= settings.MEMORY_LINK_SIMILARITY:
-            link_memories(memory, match.memory, weight=round(match.similarity, 4), reason=MemoryLink.Reason.SIMILAR)
-    return StoredMemory(memory=memory, created=True)
-
-
-def find_duplicate(user_id: str, text: str, embedding: np.ndarray) -> Memory | None:
-    """The current memory of `user_id` that `text` repeats, if any (never another user's)."""
-    identical = Memory.objects.for_user(user_id).current().filter(text_hash=text_fingerprint(text)).first()
-    if identical is not None:
-        return identical
-    nearest = vector_search(embedding, user_id, limit=1)
-    if nearest and nearest[0].similarity >= settings.MEMORY_DEDUPE_SIMILARITY:
-        return Memory.objects.get(pk=nearest[0].memory.pk)
-    return None
-
-
 def _absorb_repeat(existing: Memory, item: NewMemory) -> None:
-    """A repeat reinforces the memory it repeats and records where it was said again."""
+    """A repeat reinforces the memory it repeats and records where it was said again (conversation and turns)."""
     reinforce([existing.pk])
     existing.refresh_from_db()
-    turns = sorted(set(existing.source_turns) | set(item.source_turns)) if item.source_turns else None
-    repeats = existing.metadata.get("repeated_in", [])
-    if item.source_conversation_id and item.source_conversation_id not in [*repeats, existing.source_conversation_id]:
-        existing.metadata["repeated_in"] = [*repeats, item.source_conversation_id]
-        existing.save(update_fields=["metadata"])
-    elif turns is not None and item.source_conversation_id == existing.source_conversation_id:
-        existing.source_turns = turns
+    if not item.source_conversation_id:
+        return
+    if item.source_conversation_id == existing.source_conversation_id:
+        existing.source_turns = sorted(set(existing.source_turns) | set(item.source_turns))
         existing.save(update_fields=["source_turns"])
+        return
+    repeats = existing.metadata.get("said_again", [])
+    if not any(repeat.get("conversation_id") == item.source_conversation_id for repeat in repeats):
+        existing.metadata["said_again"] = [
+            *repeats,
+            {"conversation_id": item.source_conversation_id, "turns": item.source_turns},
+        ]
+        existing.save(update_fields=["metadata"])
 
 
 def link_memories(first: Memory, second: Memory, weight: float, reason: str) -> MemoryLink | None:
@@ -229,6 +302,17 @@ def link_memories(first: Memory, second: Memory, weight: float, reason: str) -> 
         link.weight = weight
         link.save(update_fields=["weight"])
     return link
+
+
+def update_memory_fields(memory: Memory, **changes: object) -> Memory:
+    """Change a memory's text (re-embedded), sector, salience or metadata; the admin and the API call this."""
+    for name in ("sector", "salience", "metadata"):
+        if name in changes:
+            setattr(memory, name, changes[name])
+    if "text" in changes:
+        return update_memory_text(memory, changes["text"])
+    memory.save()
+    return memory
 
 
 class MemoryConflict(MemoryInputError):
@@ -259,9 +343,12 @@ def update_memory_text(memory: Memory, text: str) -> Memory:
 
 
 def supersede_memory(old: Memory, new: Memory) -> None:
-    """`new` contradicts `old`: keep `old` as history, stop returning it."""
+    """`new` contradicts `old`: keep `old` as history, stop returning it. The caller's own words are never
+    superseded (what they said stays said); only derived memories and notes are."""
     if old.user_id != new.user_id:
         raise MemoryInputError("a memory can only supersede one of the same user")
+    if old.kind == Memory.Kind.UTTERANCE:
+        raise MemoryInputError("the caller's own words are never superseded")
     old.superseded_by = new
     old.valid_until = timezone.now()
     old.save(update_fields=["superseded_by", "valid_until"])

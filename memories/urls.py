@@ -7,6 +7,6 @@ router = DefaultRouter(trailing_slash=False)
 router.register("memories", api.MemoryViewSet, basename="memory")
 
 urlpatterns = [
-    path("api/users/<str:user_id>/memories", api.forget_user_view, name="forget-user"),
+    path("api/users/<str:user_id>/memories", api.UserMemoriesView.as_view(), name="user-memories"),
     path("api/", include(router.urls)),
 ]

@@ -12,6 +12,15 @@ from django.core.exceptions import ImproperlyConfigured
 
 from memoryplatform.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
 
+# The model and vector size of each built-in embedding provider when EMBEDDING_MODEL / EMBEDDING_DIMENSIONS are
+# not set (the providers themselves are registered in embeddings.providers).
+DEFAULT_MODELS = {
+    "local": ("all-MiniLM-L6-v2", 384),
+    "hashing": ("local-hash-v1", 384),
+    "openai": ("text-embedding-3-small", 1536),
+    "openai-compatible": ("text-embedding-3-small", 1536),
+}
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 if env_bool("READ_DOTENV", default=True):  # the tests turn it off: their stack comes from the environment only
     load_dotenv(BASE_DIR / ".env")
@@ -52,6 +61,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_filters",
     "drf_spectacular",
     "django_tasks",
     "django_tasks_db",
@@ -206,11 +216,14 @@ WORKER_DATABASE_RETRY_MAX_SECONDS = env_float("WORKER_DATABASE_RETRY_MAX_SECONDS
 
 OPENAI_API_KEY = env_str("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+# "local": all-MiniLM-L6-v2 on the CPU (no key, no server); "openai" (also any compatible server through
+# OPENAI_BASE_URL); "hashing": a lexical stand-in for tests; or a dotted path to a provider class.
 EMBEDDING_PROVIDER = env_str("EMBEDDING_PROVIDER") or ("openai" if OPENAI_API_KEY or OPENAI_BASE_URL else "local")
-EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or (
-    "local-hash-v1" if EMBEDDING_PROVIDER == "local" else "text-embedding-3-small"
-)
-EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", 1536, minimum=1)
+_default_model, _default_dimensions = DEFAULT_MODELS.get(EMBEDDING_PROVIDER, DEFAULT_MODELS["openai"])
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL") or _default_model
+# The vector column's size is this value when the database is first migrated (manage.py reembed_memories
+# --dimensions changes it later); the provider's vectors must have it.
+EMBEDDING_DIMENSIONS = env_int("EMBEDDING_DIMENSIONS", _default_dimensions, minimum=1)
 # "base64" returns raw float32 bytes (cached as they are); "float" for servers that reject base64.
 EMBEDDING_ENCODING_FORMAT = env_str("EMBEDDING_ENCODING_FORMAT", "base64")
 EMBEDDING_MAX_INPUT_CHARS = env_int("EMBEDDING_MAX_INPUT_CHARS", 24_000, minimum=1)
@@ -226,6 +239,10 @@ METRICS_TOKENS = env_list("METRICS_TOKEN")
 # --- Memories: search, scoring, dedupe (docs/memories.md explains each) ---------------------------------------
 
 MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on PostgreSQL, exact numpy otherwise
+# The lexical index's language: a PostgreSQL text search configuration ("english", "simple", "french", ...), read
+# when the index is built (first migrate; `manage.py rebuild_text_index` after a change). SQLite stems English
+# only ("english"); any other value indexes words as they are.
+MEMORY_TEXT_SEARCH_CONFIG = env_str("MEMORY_TEXT_SEARCH_CONFIG", "english")
 MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
 MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum=0)
@@ -233,12 +250,23 @@ MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum
 MEMORY_USER_INDEX_MIN_MEMORIES = env_int("MEMORY_USER_INDEX_MIN_MEMORIES", 10_000, minimum=0)
 MEMORY_USER_INDEX_MAX = env_int("MEMORY_USER_INDEX_MAX", 20, minimum=0)
 MEMORY_USER_INDEX_EF_SEARCH = env_int("MEMORY_USER_INDEX_EF_SEARCH", 40, minimum=1)
+# Retrieval (memories.query; docs/memories.md): "hybrid" fuses the vector and the lexical index, "dense" uses the
+# vector index alone. The defaults below are what the LoCoMo benchmark chose (docs/benchmarks.md).
+MEMORY_RETRIEVAL = env_str("MEMORY_RETRIEVAL", "hybrid")
+if MEMORY_RETRIEVAL not in ("hybrid", "dense"):
+    raise ImproperlyConfigured(f"MEMORY_RETRIEVAL must be 'hybrid' or 'dense', got {MEMORY_RETRIEVAL!r}")
+MEMORY_RRF_K = env_int("MEMORY_RRF_K", 60, minimum=1)
+# What answers to a query are made of. Call summaries are left out: long and about everything, they matched nearly
+# every question and pushed the caller's own words out of the answers (docs/benchmarks.md); they feed the
+# conversation initiation's context instead.
+MEMORY_ANSWER_KINDS = env_list("MEMORY_ANSWER_KINDS", ["utterance", "data_collection", "fact", "note"])
+MEMORY_EXPAND_LINKS = env_bool("MEMORY_EXPAND_LINKS", default=True)
 MEMORY_SCORE_WEIGHTS = {
-    "similarity": env_float("MEMORY_WEIGHT_SIMILARITY", 0.70, minimum=0),
-    "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.15, minimum=0),
-    "recency": env_float("MEMORY_WEIGHT_RECENCY", 0.10, minimum=0),
-    "link": env_float("MEMORY_WEIGHT_LINK", 0.05, minimum=0),
-    "sector": env_float("MEMORY_WEIGHT_SECTOR", 0.05, minimum=0),
+    "relevance": env_float("MEMORY_WEIGHT_RELEVANCE", 1.0, minimum=0),
+    "salience": env_float("MEMORY_WEIGHT_SALIENCE", 0.0, minimum=0),
+    "recency": env_float("MEMORY_WEIGHT_RECENCY", 0.0, minimum=0),
+    "link": env_float("MEMORY_WEIGHT_LINK", 0.0, minimum=0),
+    "sector": env_float("MEMORY_WEIGHT_SECTOR", 0.0, minimum=0),
 }
 MEMORY_RECENCY_HALF_LIFE_DAYS = env_float("MEMORY_RECENCY_HALF_LIFE_DAYS", 30.0, minimum=0.01)
 MEMORY_LINK_ATTENUATION = env_float("MEMORY_LINK_ATTENUATION", 0.5, minimum=0)
@@ -251,6 +279,8 @@ MEMORY_DEDUPE_SIMILARITY = env_float("MEMORY_DEDUPE_SIMILARITY", 0.95, minimum=0
 MEMORY_LINK_SIMILARITY = env_float("MEMORY_LINK_SIMILARITY", 0.75, minimum=0)
 MEMORY_LINKS_PER_MEMORY = env_int("MEMORY_LINKS_PER_MEMORY", 3, minimum=0)
 MEMORY_MAX_TEXT_CHARS = env_int("MEMORY_MAX_TEXT_CHARS", 4000, minimum=1)
+# A caller turn longer than this is kept as several memories, cut between sentences (calls.extraction).
+MEMORY_UTTERANCE_CHUNK_CHARS = env_int("MEMORY_UTTERANCE_CHUNK_CHARS", 1000, minimum=100)
 MEMORY_QUERY_MAX_CHARS = env_int("MEMORY_QUERY_MAX_CHARS", 1000, minimum=1)
 MEMORY_QUERY_MAX_LIMIT = 50
 
@@ -329,10 +359,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.CleanJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 50,
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.StrictLimitOffsetPagination",
     "EXCEPTION_HANDLER": "memories.api.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    # Per operator (token or session) and scope; a burst beyond it is a 429 with Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"operator_api": env_str("API_THROTTLE_RATE", "600/minute")},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -340,7 +373,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Long-term caller memory: the ElevenLabs endpoints and the operator API.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"SectorEnum": "memories.sectors.Sector"},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.openapi.document_errors",
+        "calls.openapi.add_call_endpoints",
+    ],
 }
 
 # --- Security (production) ----------------------------------------------------------------------------------

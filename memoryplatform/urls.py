@@ -16,3 +16,5 @@ urlpatterns = [
     path("", include("memories.urls")),
     path("", include("calls.urls")),
 ]
+
+handler404 = "core.views.not_found"

@@ -3,15 +3,16 @@
 from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.utils import timezone
 
-from memories.models import EMBEDDING_DIMENSIONS, Memory, MemoryLink
+from memories.models import Memory, MemoryLink
 
 _rng = np.random.default_rng(20261124)
 
 
 def random_unit_vector(rng: np.random.Generator | None = None) -> np.ndarray:
-    vector = (rng or _rng).standard_normal(EMBEDDING_DIMENSIONS).astype(np.float32)
+    vector = (rng or _rng).standard_normal(settings.EMBEDDING_DIMENSIONS).astype(np.float32)
     return vector / np.linalg.norm(vector)
 
 
@@ -33,6 +34,7 @@ def make_memory(user_id: str = "user-a", text: str | None = None, embedding=None
         embedding=random_unit_vector() if embedding is None else embedding,
         embedding_model="test",
         created_at=fields.pop("created_at", created),
+        occurred_at=fields.pop("occurred_at", created),
         last_accessed_at=fields.pop("last_accessed_at", created),
         **fields,
     )

@@ -15,6 +15,11 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("TASKS_IN_PROCESS_WORKER", "0")  # tests run the worker explicitly
 # Reinforce in the request: no background thread outliving a test (tests/memories covers the buffer itself).
 os.environ.setdefault("MEMORY_REINFORCE_DELAY_SECONDS", "0")
+# The lexical stand-in for a model (microseconds per text), at OpenAI's default size; tests of the semantic
+# provider build it themselves.
+os.environ.setdefault("EMBEDDING_PROVIDER", "hashing")
+os.environ.setdefault("EMBEDDING_DIMENSIONS", "1536")
+os.environ.setdefault("API_THROTTLE_RATE", "100000/minute")  # tests/memories/test_api.py lowers it to see a 429
 
 from memoryplatform.settings import *  # noqa: E402, F403
 from memoryplatform.settings import DATA_DIR, DATABASES  # noqa: E402

@@ -8,7 +8,8 @@ from django.utils.module_loading import import_string
 from embeddings.providers.base import EmbeddingProvider
 
 PROVIDER_ALIASES = {
-    "local": "embeddings.providers.local.LocalHashingProvider",
+    "local": "embeddings.providers.minilm.MiniLMProvider",
+    "hashing": "embeddings.providers.hashing.LocalHashingProvider",
     "openai": "embeddings.providers.openai.OpenAIProvider",
     "openai-compatible": "embeddings.providers.openai.OpenAIProvider",
 }

@@ -40,7 +40,7 @@ class Migration(migrations.Migration):
                     "extra_sectors",
                     models.JSONField(blank=True, default=list, help_text="Additional sectors, besides the primary."),
                 ),
-                ("embedding", memories.fields.EmbeddingField(dimensions=1536)),
+                ("embedding", memories.fields.EmbeddingField()),
                 ("embedding_model", models.CharField(max_length=200)),
                 ("salience", models.FloatField(default=0.5)),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),

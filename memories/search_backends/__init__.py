@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils.module_loading import import_string
 
-from memories.search_backends.base import SearchBackend, VectorMatch
+from memories.search_backends.base import EVERYTHING, Scope, SearchBackend, VectorMatch
 
 BACKENDS_BY_VENDOR = {
     "postgresql": "memories.search_backends.pgvector.PgVectorSearch",
@@ -17,4 +17,4 @@ def get_search_backend() -> SearchBackend:
     return import_string(path)()
 
 
-__all__ = ["SearchBackend", "VectorMatch", "get_search_backend"]
+__all__ = ["EVERYTHING", "Scope", "SearchBackend", "VectorMatch", "get_search_backend"]

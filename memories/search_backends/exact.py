@@ -1,27 +1,22 @@
 """Exact cosine search in numpy over the user's rows (the embedded stack)."""
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from memories.models import Memory
-from memories.search_backends.base import SearchBackend, VectorMatch
+from memories.search_backends.base import Scope, SearchBackend, VectorMatch
 
 
 class ExactNumpySearch(SearchBackend):
-    def search(
-        self, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
-    ) -> list[VectorMatch]:
+    def search(self, embedding: np.ndarray, user_id: str, scope: Scope, limit: int) -> list[VectorMatch]:
         rows = list(
-            Memory.objects.for_user(user_id).current().values_list("id", "sector", "extra_sectors", "embedding")
+            Memory.objects.for_user(user_id).current().values_list("id", "sector", "extra_sectors", "kind", "embedding")
         )
-        if sectors:
-            wanted = set(sectors)
-            rows = [row for row in rows if row[1] in wanted or wanted.intersection(row[2] or [])]
+        if scope.sectors or scope.kinds:
+            rows = [row for row in rows if scope.admits(row[1], row[2], row[3])]
         if not rows:
             return []
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        matrix = np.vstack([row[3] for row in rows]).astype(np.float32, copy=False)
+        matrix = np.vstack([row[4] for row in rows]).astype(np.float32, copy=False)
         similarities = cosine_similarities(matrix, np.asarray(embedding, dtype=np.float32))
         # Most similar first, ties by id: the same order PostgreSQL gives (ORDER BY distance, id).
         order = np.lexsort((ids, -similarities))[:limit]

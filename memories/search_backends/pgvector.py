@@ -11,7 +11,6 @@
 """
 
 import weakref
-from collections.abc import Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from pgvector.psycopg import register_vector
 
-from memories.search_backends.base import SearchBackend, VectorMatch
+from memories.search_backends.base import Scope, SearchBackend, VectorMatch
 from memories.vector_plans import TABLE, Plan, dedicated_expression, dedicated_type, plans
 
 _registered: "weakref.WeakSet" = weakref.WeakSet()
@@ -46,10 +45,8 @@ def vector_cursor():
 
 
 class PgVectorSearch(SearchBackend):
-    def search(
-        self, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
-    ) -> list[VectorMatch]:
-        return self.search_with_plan(plans.choose(user_id), embedding, user_id, sectors, limit)
+    def search(self, embedding: np.ndarray, user_id: str, scope: Scope, limit: int) -> list[VectorMatch]:
+        return self.search_with_plan(plans.choose(user_id), embedding, user_id, scope, limit)
 
     def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
         """All query vectors in one statement on the exact plan (the user's rows are read once)."""
@@ -75,7 +72,7 @@ class PgVectorSearch(SearchBackend):
         return results
 
     @staticmethod
-    def _dedicated_search(vector: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int) -> list:
+    def _dedicated_search(vector: np.ndarray, user_id: str, scope: Scope, limit: int) -> list:
         """The dedicated plan in one round trip (outside transactions): no BEGIN, SET LOCAL, COMMIT.
 
         Its two settings are set for the session instead, once per connection and value: they only affect
@@ -85,7 +82,7 @@ class PgVectorSearch(SearchBackend):
         three extra round trips as a fifth of the worker's time (docs/benchmarks.md).
         """
         ef_search = int(max(settings.MEMORY_USER_INDEX_EF_SEARCH, limit))
-        sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=True)
+        sql, params = hnsw_query(vector, user_id, scope, limit, dedicated=True)
         with vector_cursor() as cursor:
             raw = connection.connection
             if _session_ef_search.get(raw) != ef_search:
@@ -95,24 +92,24 @@ class PgVectorSearch(SearchBackend):
             return cursor.fetchall()
 
     def search_with_plan(
-        self, plan: Plan, embedding: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int
+        self, plan: Plan, embedding: np.ndarray, user_id: str, scope: Scope, limit: int
     ) -> list[VectorMatch]:
         vector = np.asarray(embedding, dtype=np.float32)
         if plan == Plan.EXACT:
-            sector_sql, sector_params = sector_filter(sectors)
+            scope_sql, scope_params = scope_filter(scope)
             sql = (
                 f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
-                f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql}) "
+                f"WHERE user_id = %s AND superseded_by_id IS NULL{scope_sql}) "
                 "SELECT id, embedding <=> %s AS distance FROM candidates ORDER BY distance, id LIMIT %s"
             )
-            params = [user_id, *sector_params, vector, limit]
+            params = [user_id, *scope_params, vector, limit]
             with vector_cursor() as cursor:
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
         elif plan == Plan.DEDICATED and not connection.in_atomic_block:
-            rows = self._dedicated_search(vector, user_id, sectors, limit)
+            rows = self._dedicated_search(vector, user_id, scope, limit)
         else:
-            sql, params = hnsw_query(vector, user_id, sectors, limit, dedicated=plan == Plan.DEDICATED)
+            sql, params = hnsw_query(vector, user_id, scope, limit, dedicated=plan == Plan.DEDICATED)
             ef_search = (
                 settings.MEMORY_USER_INDEX_EF_SEARCH if plan == Plan.DEDICATED else settings.MEMORY_HNSW_EF_SEARCH
             )
@@ -133,28 +130,32 @@ class PgVectorSearch(SearchBackend):
         return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]
 
 
-def hnsw_query(
-    vector: np.ndarray, user_id: str, sectors: Sequence[str] | None, limit: int, dedicated: bool = False
-) -> tuple[str, list]:
+def hnsw_query(vector: np.ndarray, user_id: str, scope: Scope, limit: int, dedicated: bool = False) -> tuple[str, list]:
     """The approximate plans' statement and parameters: nearest first, by an HNSW index.
 
     `dedicated` orders by the expression that only the users' own indexes hold (memories.vector_plans); the
     distance returned is the exact one either way.
     """
-    sector_sql, sector_params = sector_filter(sectors)
+    scope_sql, scope_params = scope_filter(scope)
     order, order_params = "distance", []
     if dedicated:
         order = f"{dedicated_expression()} <=> %s::{dedicated_type()}"
         order_params = [vector]
     sql = (
         f"SELECT id, embedding <=> %s AS distance FROM {TABLE} "
-        f"WHERE user_id = %s AND superseded_by_id IS NULL{sector_sql} ORDER BY {order} LIMIT %s"
+        f"WHERE user_id = %s AND superseded_by_id IS NULL{scope_sql} ORDER BY {order} LIMIT %s"
     )
-    return sql, [vector, user_id, *sector_params, *order_params, limit]
+    return sql, [vector, user_id, *scope_params, *order_params, limit]
 
 
-def sector_filter(sectors: Sequence[str] | None) -> tuple[str, list]:
-    """SQL (to append to a WHERE) and parameters keeping memories of any of `sectors`, primary or additional."""
-    if not sectors:
-        return "", []
-    return " AND (sector = ANY(%s) OR extra_sectors ?| %s)", [list(sectors), list(sectors)]
+def scope_filter(scope: Scope, alias: str = "") -> tuple[str, list]:
+    """SQL (to append to a WHERE) and parameters keeping the memories `scope` admits."""
+    column = f"{alias}." if alias else ""
+    sql, params = "", []
+    if scope.sectors:
+        sql += f" AND ({column}sector = ANY(%s) OR {column}extra_sectors ?| %s)"
+        params += [list(scope.sectors), list(scope.sectors)]
+    if scope.kinds:
+        sql += f" AND {column}kind = ANY(%s)"
+        params.append(list(scope.kinds))
+    return sql, params

@@ -47,7 +47,8 @@ def test_http_latency_benchmark_tiny_embedded():
 def test_http_latency_benchmark_tiny_production():
     output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "production")
     rows = [line for line in output.splitlines() if line.startswith("| production |")]
-    assert len(rows) == 4 and "| heavy user, shared index only | 1 |" in rows[-1]
+    assert len(rows) == 5 and "| bare endpoint (/healthz) |" in rows[0]
+    assert "| heavy user, shared index only | 1 |" in rows[-1]
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
     assert "build  heavy-user (200 memories)" in output and "Built 1," in output, "its dedicated index"
 
@@ -66,3 +67,8 @@ def test_faults_benchmark_tiny():
     for line in ("| lost | 0 |", "| duplicated memories | 0 |", "| stuck after recovery | 0 |"):
         assert line in output, output
     assert "| gthread, 2 x 8 |" in output and "| scripts/run (runserver) | 24 | 0 |" in output
+
+
+def test_local_model_benchmark_tiny():
+    output = run_benchmark("bench/local_model.py", "--tiny", env=embedded_env())
+    assert "all-MiniLM-L6-v2" in output and "hashing" in output.lower()

@@ -1,7 +1,8 @@
 """The LoCoMo retrieval benchmark runs end to end in its tiny mode (1 conversation, 2 sessions).
 
-Always on the embedded stack and the local embedding provider: the subprocess gets no DATABASE_URL, REDIS_URL,
-OpenAI or LLM-extraction settings. The dataset is not part of the repository (CC BY-NC); without it this test
+Always on the embedded stack and the local semantic model (all-MiniLM-L6-v2): the subprocess gets no
+DATABASE_URL, REDIS_URL, OpenAI or LLM-extraction settings, and replays the calls through a real gunicorn and
+worker. The dataset is not part of the repository (CC BY-NC); without it this test
 fails rather than skips, so a missing dataset cannot go unnoticed. No timing is asserted.
 """
 
@@ -50,17 +51,19 @@ def test_locomo_benchmark_tiny():
     output = result.stdout
     header = "| variant | recall@5 | recall@10 | any-evidence@5 | any-evidence@10 | memories stored |"
     assert header in output, output
-    assert "embeddings local / local-hash-v1 / 1536 dimensions" in output
+    assert "embeddings local / all-MiniLM-L6-v2 / 384 dimensions" in output
+    assert "evidence turns skipped as carrying nothing: 0 []" in output
     table = output[output.index(header) :].split("\n\n", 1)[0]  # the main table only, not the per-category one
     rows = {
         match["label"]: [float(cell.replace(",", "")) for cell in match["cells"].split(" | ")]
         for match in ROW.finditer(table)
     }
     for label in (
-        "floor: every caller turn verbatim, plain cosine",
-        "platform, without link expansion",
-        "platform, with link expansion",
-        "memory query tool over HTTP (links on, reinforcing)",
+        "floor: every caller turn verbatim, cosine",
+        "floor: every caller turn verbatim, cosine + BM25",
+        "platform, hybrid (cosine + BM25)",
+        "platform as configured (settings)",
+        "memory query tool over HTTP (as configured, reinforcing)",
     ):
         assert label in rows, output
         recall_5, recall_10, any_5, any_10, stored = rows[label][:5]

@@ -183,4 +183,4 @@ def test_editing_a_memory_into_a_copy_of_another_is_409(client, staff_api):
     response = client.patch(
         f"/api/memories/{second.pk}", data={"text": "I live in Lisbon"}, content_type="application/json", **staff_api
     )
-    assert response.status_code == 409 and str(first.pk) in response.json()["error"]
+    assert response.status_code == 409 and str(first.pk) in response.json()["detail"]

@@ -44,7 +44,7 @@ def test_answers_compact_json_for_the_agent(client, alice_memories):
     assert data["summary"].startswith("2 memories found; most relevant: My invoice")
     assert b'": ' not in response.content  # compact separators: the LLM reads every byte
     timing = response["Server-Timing"]
-    assert "embed;dur=" in timing and "search;dur=" in timing and "expand;dur=" in timing
+    assert "embed;dur=" in timing and "search;dur=" in timing and "rank;dur=" in timing
 
 
 def test_never_returns_another_users_memories(client, alice_memories):

@@ -8,7 +8,7 @@ from django.core.cache import caches
 
 from embeddings.cache import get_embedding_cache
 from embeddings.generation import generate_embedding
-from embeddings.providers.local import LocalHashingProvider
+from embeddings.providers.hashing import LocalHashingProvider
 from embeddings.statistics import collect_statistics
 from tests.conftest import free_port, redis_embedding_cache_config, reset_embedding_singletons
 

@@ -158,8 +158,32 @@ def test_waiters_get_the_owners_error(fake_openai):
     assert len(fake_openai.embedding_requests) == 1
 
 
-def test_local_provider_is_the_default_and_needs_no_server():
+def test_the_local_semantic_model_is_the_default_without_keys_or_servers(monkeypatch):
+    """A fresh install's settings: all-MiniLM-L6-v2 at 384 dimensions; OpenAI's defaults once a key is set."""
+    import importlib
+
+    import memoryplatform.settings as project_settings
+
+    for name in ("EMBEDDING_PROVIDER", "EMBEDDING_MODEL", "EMBEDDING_DIMENSIONS", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        importlib.reload(project_settings)
+        assert (project_settings.EMBEDDING_PROVIDER, project_settings.EMBEDDING_MODEL) == ("local", "all-MiniLM-L6-v2")
+        assert project_settings.EMBEDDING_DIMENSIONS == 384
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        importlib.reload(project_settings)
+        assert (project_settings.EMBEDDING_PROVIDER, project_settings.EMBEDDING_MODEL) == (
+            "openai",
+            "text-embedding-3-small",
+        )
+        assert project_settings.EMBEDDING_DIMENSIONS == 1536
+    finally:
+        monkeypatch.undo()
+        importlib.reload(project_settings)
+
+
+def test_the_hashing_stand_in_needs_nothing_either():
     vector = generate_embedding("no keys, no servers")
     assert vector.shape == (1536,)
     assert np.isclose(np.linalg.norm(vector), 1.0, atol=1e-5)
-    assert collect_statistics().provider["provider"] == "local"
+    assert collect_statistics().provider["provider"] == "hashing"

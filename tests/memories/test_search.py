@@ -5,6 +5,7 @@ import pytest
 from django.db import connection
 
 from memories.search import vector_search
+from memories.search_backends import EVERYTHING
 from memories.search_backends.exact import ExactNumpySearch
 from memories.vector_plans import plans
 from tests.factories import make_memory, near, random_unit_vector
@@ -75,7 +76,7 @@ def test_limit_and_ordering_with_exact_similarities():
 def test_exact_numpy_backend_matches_whatever_this_stack_uses(population):
     _mine, _, rng = population
     query = random_unit_vector(rng)
-    exact = ExactNumpySearch().search(query, "alice", None, 10)
+    exact = ExactNumpySearch().search(query, "alice", EVERYTHING, 10)
     assert [match.memory_id for match in exact] == [item.memory.pk for item in vector_search(query, "alice", limit=10)]
 
 
@@ -89,9 +90,9 @@ def test_both_pgvector_plans_agree_with_exact_search(population, settings):
     for _ in range(5):
         query = random_unit_vector(rng)
         expected = reference_order(query, mine, 10)
-        assert [m.memory_id for m in backend.search_with_plan("exact", query, "alice", None, 10)] == expected
+        assert [m.memory_id for m in backend.search_with_plan("exact", query, "alice", EVERYTHING, 10)] == expected
         # HNSW is approximate; on 80 rows with ef_search 100 it finds the exact top 10.
-        assert [m.memory_id for m in backend.search_with_plan("hnsw", query, "alice", None, 10)] == expected
+        assert [m.memory_id for m in backend.search_with_plan("hnsw", query, "alice", EVERYTHING, 10)] == expected
 
 
 @pytest.mark.postgres

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from memories import user_indexes
 from memories.models import Memory, UserVectorIndex
+from memories.search_backends import EVERYTHING
 from memories.services import forget_user
 from memories.vector_plans import DEDICATED_INDEX_PREFIX, plans
 from tests.factories import make_memory, random_unit_vector
@@ -33,7 +34,7 @@ def explain(user_id: str, query, dedicated: bool) -> str:
     """The plan PostgreSQL picks for an approximate search, sent exactly as the backend sends it."""
     from memories.search_backends.pgvector import hnsw_query, vector_cursor
 
-    sql, params = hnsw_query(np.asarray(query, dtype=np.float32), user_id, None, 10, dedicated=dedicated)
+    sql, params = hnsw_query(np.asarray(query, dtype=np.float32), user_id, EVERYTHING, 10, dedicated=dedicated)
     if dedicated:  # one statement, outside any transaction, without enable_sort
         with vector_cursor() as cursor:
             cursor.execute("EXPLAIN " + sql, params, binary=True, prepare=False)
@@ -95,10 +96,10 @@ def test_a_built_index_is_partial_to_the_user_and_their_searches_use_it(populati
     assert record.index_name not in explain(user_id, query, dedicated=False), "the shared plan keeps to its index"
     assert record.index_name not in explain("dolphin", query, dedicated=True)
     limit = min(10, Memory.objects.filter(user_id=user_id).count())
-    found = [match.memory_id for match in backend.search(query, user_id, None, limit)]
+    found = [match.memory_id for match in backend.search(query, user_id, EVERYTHING, limit)]
     assert found == reference_order(query, user_id, limit)
     with transaction.atomic():  # inside a transaction the plan takes the SET LOCAL path: same answer
-        assert [match.memory_id for match in backend.search(query, user_id, None, limit)] == found
+        assert [match.memory_id for match in backend.search(query, user_id, EVERYTHING, limit)] == found
     assert set(Memory.objects.filter(pk__in=found).values_list("user_id", flat=True)) == {user_id}
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from embeddings.providers.local import LocalHashingProvider
+from embeddings.providers.hashing import LocalHashingProvider
 
 
 def cosine(a, b):

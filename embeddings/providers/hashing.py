@@ -1,8 +1,9 @@
 """A local, deterministic, lexical embedding provider: feature hashing of words and character trigrams.
 
-No network, no key, no model download. The same text always gives the same vector; texts sharing words (or
-parts of words) get a high cosine; vectors have unit length. It is a lexical baseline, not a semantic
-model: it is what the embedded default and the tests run on.
+No network, no key, no model. The same text always gives the same vector; texts sharing words (or parts of
+words) get a high cosine; vectors have unit length. It is a lexical stand-in, not a semantic model (asked about
+"pets", it finds "peanuts" before "dog"): the test suite runs on it because it costs microseconds. The embedded
+default is the semantic all-MiniLM-L6-v2 (embeddings.providers.minilm).
 """
 
 import hashlib
@@ -42,9 +43,9 @@ def _bucket_and_sign(feature: str, dimensions: int) -> tuple[int, float]:
 
 
 class LocalHashingProvider(EmbeddingProvider):
-    name = "local"
+    name = "hashing"
 
-    def __init__(self, model: str = "local-hash-v1", dimensions: int = 1536, **_: object):
+    def __init__(self, model: str = "local-hash-v1", dimensions: int = 384, **_: object):
         self.model = model
         self.dimensions = dimensions
 

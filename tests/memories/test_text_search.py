@@ -1,0 +1,97 @@
+"""The lexical index beside the vector index: BM25 over words, per user, kept in sync by the database."""
+
+import pytest
+
+from memories.models import Memory
+from memories.query import Retrieval, query_memories
+from memories.search_backends import EVERYTHING, Scope
+from memories.text_search import lexical_search, query_terms
+from tests.factories import make_memory
+
+pytestmark = pytest.mark.django_db
+
+
+def ids(matches) -> list[int]:
+    return [match.memory_id for match in matches]
+
+
+def test_rare_words_find_the_memory_and_rank_it_first():
+    pottery = make_memory("alice", "I signed up for a pottery class on Tuesday")
+    make_memory("alice", "I really like my class on Tuesday, really")
+    make_memory("alice", "The weather was nice")
+    found = lexical_search("When is her pottery class?", "alice", EVERYTHING, 10)
+    assert ids(found)[0] == pottery.pk
+    assert all(match.score > 0 for match in found)
+
+
+def test_only_the_users_own_current_memories_and_sectors():
+    mine = make_memory("alice", "Caroline adopted a puppy", sector="episodic")
+    make_memory("bob", "Caroline adopted a puppy too")
+    newer = make_memory("alice", "Caroline adopted two puppies", sector="semantic")
+    make_memory("alice", "Caroline adopted a kitten", superseded_by=newer)
+    assert set(ids(lexical_search("Caroline puppy", "alice", EVERYTHING, 10))) == {mine.pk, newer.pk}
+    assert ids(lexical_search("Caroline puppy", "alice", Scope.of(["episodic"]), 10)) == [mine.pk]
+    assert lexical_search("Caroline puppy", "nobody", EVERYTHING, 10) == []
+
+
+def test_the_index_follows_edits_and_deletes():
+    memory = make_memory("alice", "I play the violin")
+    assert ids(lexical_search("violin", "alice", EVERYTHING, 5)) == [memory.pk]
+    Memory.objects.filter(pk=memory.pk).update(text="I play the cello")  # even a bulk update
+    assert lexical_search("violin", "alice", EVERYTHING, 5) == []
+    assert ids(lexical_search("cello", "alice", EVERYTHING, 5)) == [memory.pk]
+    Memory.objects.filter(pk=memory.pk).delete()
+    assert lexical_search("cello", "alice", EVERYTHING, 5) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["the and of it", "", "???", '" OR NEAR( ) * AND', "\ufffd", "日本語のテキスト", "x" * 900, "(a|b) & !c <-> d:*"],
+)
+def test_any_query_is_answered_without_an_error(query):
+    make_memory("alice", "日本語のテキストを書きました and some English words")
+    found = lexical_search(query, "alice", EVERYTHING, 5)
+    assert isinstance(found, list)
+    if query.strip() in ("the and of it", "", "???"):
+        assert found == [], "stop words and punctuation match nothing"
+
+
+def test_query_terms_drop_stop_words_repeats_and_single_letters():
+    assert query_terms("What did Caroline's dog eat, and what did the dog drink?") == [
+        "caroline",
+        "dog",
+        "eat",
+        "drink",
+    ]
+    assert query_terms("In 2023 I moved 3 times") == ["2023", "moved", "3", "times"]
+
+
+def test_hybrid_finds_what_the_words_say_when_the_vectors_do_not(settings):
+    """A memory whose vector is far from the query's (random here) but whose words match is still found."""
+    from tests.factories import random_unit_vector
+
+    target = make_memory("alice", "My cat Ziggy hates the vacuum cleaner", embedding=random_unit_vector())
+    for index in range(30):
+        make_memory("alice", f"Unrelated memory number {index} about the weather", embedding=random_unit_vector())
+    dense = query_memories("alice", "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=False))
+    hybrid = query_memories("alice", "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=True))
+    assert target.pk in [item.memory.pk for item in hybrid.memories]
+    assert hybrid.memories[0].memory.pk == target.pk
+    assert len(dense.memories) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_index_can_be_rebuilt_in_another_language(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    memory = make_memory("alice", "Les enfants jouaient dans les jardins")
+    settings.MEMORY_TEXT_SEARCH_CONFIG = "simple"
+    out = StringIO()
+    call_command("rebuild_text_index", stdout=out)
+    assert "'simple'" in out.getvalue()
+    assert ids(lexical_search("jardins", "alice", EVERYTHING, 5)) == [memory.pk]
+    settings.MEMORY_TEXT_SEARCH_CONFIG = "english"
+    call_command("rebuild_text_index", stdout=StringIO())
+    assert ids(lexical_search("jardins", "alice", EVERYTHING, 5)) == [memory.pk]
