@@ -6,6 +6,8 @@ out their time budget (docs/benchmarks.md measures sync against gthread under a 
 """
 
 import os
+import shutil
+import tempfile
 
 bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
@@ -15,5 +17,23 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
+# The application writes one JSON access line per request, with its request id (core.requests); gunicorn's own
+# plain-text access log is off unless WEB_ACCESS_LOG names a file (or "-").
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# Request metrics from every worker process: each writes its samples here and /metrics adds them up. A fresh
+# directory per server start (stale files would count old workers forever).
+_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="memoryplatform-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -62,14 +62,20 @@ class WebhookEventAdmin(admin.ModelAdmin):
     @admin.display(description="payload (secrets masked, audio never stored)")
     def payload_pretty(self, event: WebhookEvent) -> str:
         if event.payload is None:
+            if event.payload_erased_at:
+                return f"erased by retention on {event.payload_erased_at:%Y-%m-%d %H:%M} UTC (metadata kept)"
             return "not stored" if event.event_type == EventType.AUDIO else "none"
         return format_html("<pre style='white-space: pre-wrap'>{}</pre>", json.dumps(redact(event.payload), indent=2))
 
     def has_add_permission(self, request):
         return False  # events come from ElevenLabs only
 
-    @admin.action(description="Replay selected events (queue their processing again)")
+    @admin.action(description="Replay selected events (queue their processing again)", permissions=["change"])
     def replay_selected(self, request, queryset):
         replayed = sum(tasks.replay_event(event) for event in queryset)
         skipped = queryset.count() - replayed
-        self.message_user(request, f"Queued {replayed} events for processing; skipped {skipped} (not transcriptions).")
+        self.message_user(
+            request,
+            f"Queued {replayed} events for processing; skipped {skipped} "
+            "(not transcriptions, quarantined, or payload erased by retention).",
+        )

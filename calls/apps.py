@@ -9,8 +9,10 @@ class CallsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from calls.lifecycle import forget_caller_identities, forget_webhook_events
-        from memories.forget import register_forgetter
+        from calls import lifecycle
+        from memories.forget import register_exporter, register_forgetter
 
-        register_forgetter("webhook_events", forget_webhook_events)  # first: it needs the caller identities
-        register_forgetter("caller_identities", forget_caller_identities)
+        register_forgetter("webhook_events", lifecycle.forget_webhook_events)  # first: it needs the identities
+        register_forgetter("caller_identities", lifecycle.forget_caller_identities)
+        register_exporter("caller_identities", lifecycle.export_caller_identities)
+        register_exporter("webhook_events", lifecycle.export_webhook_events)

@@ -1,20 +1,22 @@
-"""Forgetting a user's call records: their stored post-call events and their caller identities.
+"""A user's call records (their post-call events and caller identities): forgetting and exporting them.
 
-Registered with the memory engine's forget_user (calls.apps), which runs them in its transaction: the events
-first, because finding events not processed yet needs the caller's phone numbers from the identities.
+Registered with the memory engine (calls.apps): forget_user runs the forgetters in its transaction (the events
+first, because finding events not processed yet needs the caller's phone numbers from the identities), and the
+export endpoint puts the exports beside the memories.
 """
 
-from django.db.models import Q, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Cast
 
 from calls.models import CallerIdentity, WebhookEvent
 from calls.payloads import PHONE_PATHS, USER_ID_PATHS
+from core.admin_log import redact_log_entries
 
 
-def forget_webhook_events(user_id: str) -> int:
-    """Delete the user's events, including those not processed yet (whose user_id field is still empty):
-    matched on the user id the payload carries, or on the caller's phone numbers (E.164, with or without +)."""
+def events_of(user_id: str) -> QuerySet[WebhookEvent]:
+    """The user's events, including those not processed yet (whose user_id field is still empty): matched on the
+    user id the payload carries, or on the caller's phone numbers (E.164, with or without +)."""
     phones = list(CallerIdentity.objects.filter(user_id=user_id).values_list("phone_number", flat=True))
     forms = phones + [phone.lstrip("+") for phone in phones]
     user_fields = [f"user_{position}" for position in range(len(USER_ID_PATHS))]
@@ -29,11 +31,46 @@ def forget_webhook_events(user_id: str) -> int:
     for form in forms:  # exact matches: `__in` on a JSON key text breaks on SQLite ("malformed JSON")
         for name in phone_fields:
             about_user |= Q(**{name: form})
-    return WebhookEvent.objects.filter(pk__in=list(events.filter(about_user).values_list("pk", flat=True))).delete()[0]
+    return WebhookEvent.objects.filter(pk__in=list(events.filter(about_user).values_list("pk", flat=True)))
+
+
+def forget_webhook_events(user_id: str) -> int:
+    event_ids = list(events_of(user_id).values_list("pk", flat=True))
+    redact_log_entries(WebhookEvent, event_ids)
+    return WebhookEvent.objects.filter(pk__in=event_ids).delete()[0]
 
 
 def forget_caller_identities(user_id: str) -> int:
-    return CallerIdentity.objects.filter(user_id=user_id).delete()[0]
+    identities = CallerIdentity.objects.filter(user_id=user_id)
+    redact_log_entries(CallerIdentity, identities.values_list("pk", flat=True))
+    return identities.delete()[0]
+
+
+EXPORTED_EVENT_FIELDS = (
+    "id",
+    "event_type",
+    "conversation_id",
+    "agent_id",
+    "status",
+    "event_timestamp",
+    "received_at",
+    "processed_at",
+    "memories_created",
+    "memories_reinforced",
+    "body_bytes",
+    "payload_erased_at",
+)
+
+
+def export_webhook_events(user_id: str) -> list[dict]:
+    """The user's events as metadata (what was received when, and what came of it), never the transcript: the
+    memories made from it are exported beside."""
+    return list(events_of(user_id).order_by("received_at", "pk").values(*EXPORTED_EVENT_FIELDS))
+
+
+def export_caller_identities(user_id: str) -> list[dict]:
+    rows = CallerIdentity.objects.filter(user_id=user_id).order_by("created_at")
+    return list(rows.values("phone_number", "calls", "created_at", "last_seen_at"))
 
 
 def _json_text(path: tuple[str, ...]) -> Cast:

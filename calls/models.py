@@ -46,6 +46,7 @@ class WebhookEvent(models.Model):
 
     WAITING = (Status.RECEIVED, Status.RETRYING)
     UNFINISHED = (Status.RECEIVED, Status.RETRYING, Status.PROCESSING)
+    FINISHED = (Status.PROCESSED, Status.RECORDED, Status.IGNORED)
 
     event_type = models.CharField(max_length=64, db_index=True)
     conversation_id = models.CharField(max_length=128, blank=True, db_index=True)
@@ -67,6 +68,9 @@ class WebhookEvent(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, help_text="When a waiting event is due.")
     lease_expires_at = models.DateTimeField(null=True, blank=True, help_text="When a claim runs out.")
     claim_token = models.CharField(max_length=32, blank=True, editable=False)
+    payload_erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="When retention erased the payload (WEBHOOK_PAYLOAD_RETENTION_DAYS)."
+    )
 
     class Meta:
         db_table = "memories_webhookevent"

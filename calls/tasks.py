@@ -25,6 +25,7 @@ from django_tasks_db.models import DBTaskResult
 from calls.ingestion import process_webhook_event
 from calls.models import WebhookEvent
 from calls.payloads import EventType
+from calls.retention import erase_old_payloads
 from core.periodic import PeriodicJob
 from memories.tasks import schedule_user_index_if_needed
 
@@ -145,4 +146,7 @@ def requeue_stranded() -> dict[str, int]:
     return counts
 
 
-PERIODIC_JOBS = [PeriodicJob("re-queue stranded post-call events", settings.WEBHOOK_SWEEP_SECONDS, requeue_stranded)]
+PERIODIC_JOBS = [
+    PeriodicJob("re-queue stranded post-call events", settings.WEBHOOK_SWEEP_SECONDS, requeue_stranded),
+    PeriodicJob("erase post-call payloads past retention", settings.RETENTION_SWEEP_SECONDS, erase_old_payloads),
+]

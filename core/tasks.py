@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.management import call_command
 from django.db.models import Q
 from django.utils import timezone
 from django_tasks.base import TaskResultStatus
@@ -39,6 +40,13 @@ def fail_abandoned_tasks() -> int:
     )
 
 
+def prune_task_results() -> None:
+    """django-tasks-db's own pruning (its `prune_db_task_results` command): finished results of every queue
+    older than TASK_RESULT_RETENTION_DAYS. Their arguments are ids, never user text."""
+    call_command("prune_db_task_results", queue_name="*", min_age_days=settings.TASK_RESULT_RETENTION_DAYS, verbosity=0)
+
+
 PERIODIC_JOBS = [
-    PeriodicJob("fail tasks abandoned by dead workers", settings.WORKER_STALE_SECONDS, fail_abandoned_tasks)
+    PeriodicJob("fail tasks abandoned by dead workers", settings.WORKER_STALE_SECONDS, fail_abandoned_tasks),
+    PeriodicJob("prune finished task results", settings.RETENTION_SWEEP_SECONDS, prune_task_results),
 ]

@@ -7,12 +7,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from core import access
 from core.metrics import metrics_registry
+from core.requests import collect_into
 
 
 @require_GET
 @access.require_secret(access.METRICS)
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(generate_latest(metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+    registry = metrics_registry()
+    collect_into(registry)
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
 
 
 # Paths whose clients are programs (the operator API, ElevenLabs, Prometheus): they get JSON, never an HTML page.

@@ -30,16 +30,16 @@ class PrewarmQueryAdmin(admin.ModelAdmin):
     def cached_now(self, query: PrewarmQuery) -> bool | None:
         return getattr(query, "is_cached_now", None)
 
-    @admin.action(description="Warm selected queries now")
+    @admin.action(description="Warm selected queries now", permissions=["change"])
     def warm_selected(self, request, queryset):
         summary = prewarm_queries(list(queryset))
         level = messages.WARNING if summary.failed else messages.SUCCESS
         self.message_user(request, f"Prewarm: {summary}.", level)
 
-    @admin.action(description="Enable selected queries")
+    @admin.action(description="Enable selected queries", permissions=["change"])
     def enable_selected(self, request, queryset):
         self.message_user(request, f"Enabled {queryset.update(enabled=True)} queries.")
 
-    @admin.action(description="Disable selected queries")
+    @admin.action(description="Disable selected queries", permissions=["change"])
     def disable_selected(self, request, queryset):
         self.message_user(request, f"Disabled {queryset.update(enabled=False)} queries.")

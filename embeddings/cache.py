@@ -67,6 +67,14 @@ class EmbeddingCache:
     def info(self) -> dict[str, Any]:
         return self.backend.cache_info()
 
+    def forget(self, keys: Iterable[str]) -> int:
+        """Remove these entries (a forgotten user's texts); returns how many existed. Raises when the cache is
+        unreachable: the caller reports that rather than pretend the entries are gone."""
+        keys = list(keys)
+        if not keys:
+            return 0
+        return caches[self.alias].delete_many(keys) or 0
+
     def clear(self) -> int:
         """Remove every embedding entry and nothing else; raises when the cache is unreachable."""
         return self.backend.clear_embeddings()

@@ -1,12 +1,76 @@
-"""The memory engine in the admin: memories (with their links), links, and heavy users' vector indexes."""
+"""The memory engine in the admin: memories (with their links), links, and heavy users' vector indexes.
 
+Memories are added and edited through the same services as the API (memories.services): a new memory is
+embedded, deduplicated and linked; an edited text is re-embedded. Provider failures and duplicates are form
+errors, not 500s.
+"""
+
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from memories.models import Memory, MemoryLink, UserVectorIndex
-from memories.services import forget_user
+from embeddings.errors import EmbeddingError
+from embeddings.generation import generate_embedding
+from memories.models import Memory, MemoryLink, UserVectorIndex, text_fingerprint
+from memories.services import (
+    MemoryInputError,
+    NewMemory,
+    check_user_id,
+    clean_text,
+    create_memory,
+    forget_user,
+    update_memory_fields,
+)
+
+ADD_FIELDS = ["user_id", "text", "kind", "sector", "salience", "occurred_at", "metadata"]
+CHANGE_FIELDS = ["text", "sector", "salience", "metadata"]
+
+
+class MemoryForm(forms.ModelForm):
+    """Checks what the services would refuse, and embeds the text (through the cache) while the form can still
+    show an error: the save that follows finds the vector cached."""
+
+    class Meta:
+        model = Memory
+        fields = ADD_FIELDS
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "sector" in self.fields and self.instance.pk is None:
+            self.fields["sector"].required = False
+            self.fields["sector"].help_text = "Leave empty to guess it from the text."
+            self.fields["sector"].choices = [("", "(guess from the text)"), *Memory._meta.get_field("sector").choices]
+
+    def clean(self):
+        data = super().clean()
+        try:
+            if self.instance.pk is None:
+                check_user_id(data.get("user_id"))
+            if "text" in data:
+                data["text"] = clean_text(data["text"])
+                self.check_not_repeating(data["text"])
+                generate_embedding(data["text"])
+        except MemoryInputError as error:
+            raise forms.ValidationError(str(error)) from None
+        except EmbeddingError as error:
+            raise forms.ValidationError(f"The text could not be embedded now ({error}); try again later.") from None
+        return data
+
+    def check_not_repeating(self, text: str) -> None:
+        """An edit may not make a current memory say exactly what another current memory of the user says."""
+        if self.instance.pk is None or self.instance.superseded_by_id is not None:
+            return  # a new memory that repeats one reinforces it instead (the save says so)
+        twin = (
+            Memory.objects.for_user(self.instance.user_id)
+            .current()
+            .filter(text_hash=text_fingerprint(text))
+            .exclude(pk=self.instance.pk)
+            .first()
+        )
+        if twin is not None:
+            raise MemoryInputError(f"memory {twin.pk} of this user already says this; delete one of the two instead")
 
 
 class SupersededFilter(admin.SimpleListFilter):
@@ -29,13 +93,63 @@ class MemoryAdmin(admin.ModelAdmin):
     list_display = ["id", "user_id", "kind", "short_text", "sector", "salience", "access_count", "occurred_at"]
     list_filter = ["kind", "sector", SupersededFilter, "occurred_at"]
     search_fields = ["text", "=user_id"]
-    exclude = ["embedding"]
-    readonly_fields = ["embedding_model", "text_hash", "created_at", "last_accessed_at", "access_count", "links"]
-    raw_id_fields = ["superseded_by"]
+    form = MemoryForm
+    readonly_fields = [
+        "user_id",
+        "kind",
+        "extra_sectors",
+        "occurred_at",
+        "embedding_model",
+        "created_at",
+        "last_accessed_at",
+        "access_count",
+        "source_conversation_id",
+        "source_turns",
+        "superseded_by",
+        "valid_until",
+        "links",
+    ]
     actions = ["forget_users"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding")
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ADD_FIELDS
+        return [*CHANGE_FIELDS, *self.readonly_fields]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_form(self, request, form, change):
+        """The write, through the services; returns the memory the admin then logs and redirects to."""
+        data = form.cleaned_data
+        if change:
+            changes = {name: data[name] for name in form.changed_data if name in CHANGE_FIELDS}
+            return update_memory_fields(form.instance, **changes)
+        new = NewMemory(
+            text=data["text"],
+            sector=data.get("sector") or None,
+            salience=data["salience"],
+            kind=data["kind"],
+            occurred_at=data.get("occurred_at"),
+            metadata=data.get("metadata") or {},
+        )
+        stored = create_memory(data["user_id"], new)
+        if not stored.created:
+            self.message_user(
+                request,
+                f"This repeats memory {stored.memory.pk} of {stored.memory.user_id}, which was reinforced instead.",
+                messages.WARNING,
+            )
+        return stored.memory
+
+    def save_model(self, request, obj, form, change):
+        pass  # save_form wrote it
+
+    def save_related(self, request, form, formsets, change):
+        pass  # no many-to-many fields, no inlines
 
     @admin.display(description="text")
     def short_text(self, memory: Memory) -> str:
@@ -56,7 +170,9 @@ class MemoryAdmin(admin.ModelAdmin):
             return "none"
         return format_html("<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a> ({}, {})</li>', items))
 
-    @admin.action(description="Forget the users of the selected memories (everything about them)")
+    @admin.action(
+        description="Forget the users of the selected memories (everything about them)", permissions=["delete"]
+    )
     def forget_users(self, request, queryset):
         users = sorted(set(queryset.values_list("user_id", flat=True)))
         if request.POST.get("confirmed") == "yes":

@@ -5,6 +5,7 @@ a request did not validate; filters and orderings that are not understood are re
 """
 
 from django.db.models import Q
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -16,6 +17,7 @@ from rest_framework.views import exception_handler
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
 from memories.filters import MemoryFilter, StrictFilterBackend, StrictOrderingFilter
+from memories.forget import EXPORTERS
 from memories.models import Memory, MemoryLink
 from memories.query import query_memories
 from memories.serializers import (
@@ -210,6 +212,47 @@ class UserMemoriesView(OperatorAPI, mixins.ListModelMixin, generics.GenericAPIVi
     )
     def delete(self, request: Request, user_id: str) -> Response:
         return Response({"user_id": user_id, "deleted": forget_user(checked_user_id(user_id))})
+
+
+EXPORT_ANSWER = inline_serializer(
+    "UserExport",
+    {
+        "user_id": serializers.CharField(),
+        "exported_at": serializers.DateTimeField(),
+        "memories": MemorySerializer(many=True),
+        "links": MemoryLinkSerializer(many=True),
+        "caller_identities": serializers.ListField(child=serializers.DictField()),
+        "webhook_events": serializers.ListField(child=serializers.DictField()),
+    },
+)
+
+
+class UserExportView(OperatorAPI, generics.GenericAPIView):
+    """Everything the platform holds about one user, as one JSON document (a data subject access request)."""
+
+    filter_backends: list = []
+    pagination_class = None
+
+    @extend_schema(
+        responses={200: EXPORT_ANSWER},
+        description="Everything held about the user: every memory (history included) with its provenance "
+        "(conversation, turns, when it was said), the links between them, the phone numbers they called from, "
+        "and their post-call events as metadata (payloads are not exported: the memories made from them are). "
+        "An unknown user id answers an empty export.",
+    )
+    def get(self, request: Request, user_id: str) -> Response:
+        user_id = checked_user_id(user_id)
+        memories = Memory.objects.defer("embedding").filter(user_id=user_id).order_by("occurred_at", "id")
+        links = MemoryLink.objects.filter(user_id=user_id).order_by("id")
+        document = {
+            "user_id": user_id,
+            "exported_at": timezone.now(),
+            "memories": MemorySerializer(memories, many=True).data,
+            "links": MemoryLinkSerializer(links, many=True).data,
+            **{name: exporter(user_id) for name, exporter in EXPORTERS.items()},
+        }
+        filename = "".join(character if character.isalnum() or character in "-_" else "_" for character in user_id)
+        return Response(document, headers={"Content-Disposition": f'attachment; filename="export-{filename}.json"'})
 
 
 def checked_user_id(value: str) -> str:

@@ -154,6 +154,7 @@ class UserVectorIndex(models.Model):
     class Meta:
         ordering = ["-memories_at_build", "user_id"]
         verbose_name = "user vector index"
+        verbose_name_plural = "user vector indexes"
 
     def __str__(self) -> str:
         return f"{self.index_name} ({self.status})"

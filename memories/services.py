@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.admin_log import redact_log_entries
+from embeddings.clearing import forget_cached_texts
 from embeddings.generation import generate_embedding, generate_embeddings_batch
 from embeddings.providers import get_provider
 from memories.database import user_write_lock
@@ -360,12 +362,25 @@ def delete_memory(memory: Memory) -> None:
 
 
 def forget_user(user_id: str) -> dict[str, int]:
-    """Delete everything that holds `user_id`'s text, in one transaction; returns what was deleted, by kind."""
+    """Delete everything that holds `user_id`'s text, in one transaction, then their texts' cached embeddings;
+    returns what was removed, by kind. Admin log entries about what was deleted lose their names. When the
+    cache is down the count of cached embeddings is missing (logged): those entries age out by LRU."""
     counts: dict[str, int] = {}
     with transaction.atomic():
-        counts["links"] = MemoryLink.objects.filter(user_id=user_id).delete()[0]
+        texts = set(Memory.objects.filter(user_id=user_id).values_list("text", flat=True))
+        memory_ids = list(Memory.objects.filter(user_id=user_id).values_list("pk", flat=True))
+        link_ids = list(MemoryLink.objects.filter(user_id=user_id).values_list("pk", flat=True))
+        counts["links"] = MemoryLink.objects.filter(pk__in=link_ids).delete()[0]
         for name, forgetter in FORGETTERS.items():
             counts[name] = forgetter(user_id)
-        counts["memories"] = Memory.objects.filter(user_id=user_id).delete()[1].get(Memory._meta.label, 0)
+        counts["memories"] = Memory.objects.filter(pk__in=memory_ids).delete()[1].get(Memory._meta.label, 0)
+        redact_log_entries(Memory, memory_ids)
+        redact_log_entries(MemoryLink, link_ids)
+    try:
+        counts["cached_embeddings"] = forget_cached_texts(texts)
+    except Exception as error:  # any cache failure: the user is forgotten all the same
+        logger.warning(
+            "could not remove a forgotten user's cached embeddings", extra={"user_id": user_id, "error": repr(error)}
+        )
     logger.info("user forgotten", extra={"user_id": user_id, **counts})
     return counts

@@ -8,5 +8,6 @@ router.register("memories", api.MemoryViewSet, basename="memory")
 
 urlpatterns = [
     path("api/users/<str:user_id>/memories", api.UserMemoriesView.as_view(), name="user-memories"),
+    path("api/users/<str:user_id>/export", api.UserExportView.as_view(), name="user-export"),
     path("api/", include(router.urls)),
 ]

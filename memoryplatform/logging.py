@@ -4,6 +4,8 @@ import json
 import logging
 from datetime import UTC, datetime
 
+from core.request_context import REQUEST_ID
+
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is logged as a field.
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -16,6 +18,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            entry["request_id"] = request_id
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

@@ -73,6 +73,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "core.requests.RequestMiddleware",  # first: it times and logs everything below it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -320,6 +321,12 @@ WEBHOOK_LEASE_SECONDS = env_float("WEBHOOK_LEASE_SECONDS", 300.0, minimum=1)
 # An event due this long with no task waiting for it gets one; the sweeper looks this often.
 WEBHOOK_REQUEUE_AFTER_SECONDS = env_float("WEBHOOK_REQUEUE_AFTER_SECONDS", 60.0, minimum=0)
 WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 30.0, minimum=0.1)
+# Retention: the payload (the full transcript) of a finished event is erased this many days after it finished,
+# leaving its metadata; 0 keeps payloads until the user is forgotten. Failed and quarantined events are kept
+# for an operator. Finished task results (calls.tasks' bookkeeping) are pruned after TASK_RESULT_RETENTION_DAYS.
+WEBHOOK_PAYLOAD_RETENTION_DAYS = env_int("WEBHOOK_PAYLOAD_RETENTION_DAYS", 30, minimum=0)
+TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 14, minimum=1)
+RETENTION_SWEEP_SECONDS = env_float("RETENTION_SWEEP_SECONDS", 3600.0, minimum=1)
 # Memory extraction with an LLM (OpenAI chat completions, structured output); empty = the rule-based one.
 EXTRACTION_LLM_MODEL = env_str("EXTRACTION_LLM_MODEL")
 EXTRACTION_LLM_TIMEOUT = env_float("EXTRACTION_LLM_TIMEOUT", 60.0, minimum=1)
@@ -399,6 +406,8 @@ if not DEBUG:
 # --- Logging: one JSON object per line --------------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# Per-endpoint request counts and latencies on /metrics (core.requests); 0 turns them off (the access log stays).
+REQUEST_METRICS = env_bool("REQUEST_METRICS", True)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -38,10 +38,11 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 60) -> N
 class Server:
     """An HTTP server of the project on a free port; `url` once started."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], log_path: Path | None = None):
         self.env = env
         self.port = free_port()
         self.process: subprocess.Popen | None = None
+        self.log_path = log_path  # where its stdout and stderr go (inherited when None)
 
     @property
     def url(self) -> str:
@@ -51,7 +52,10 @@ class Server:
         raise NotImplementedError
 
     def start(self) -> "Server":
-        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env)
+        log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 (the child holds it open)
+        self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env, stdout=log, stderr=log)
+        if log:
+            log.close()
         try:
             wait_for_http(f"{self.url}/healthz", self.process)
         except RuntimeError:
@@ -78,8 +82,8 @@ class Server:
 class Gunicorn(Server):
     """gunicorn as gunicorn.conf.py configures it; WEB_WORKERS, WEB_THREADS in `env` size it."""
 
-    def __init__(self, env: dict[str, str], worker_class: str = "gthread"):
-        super().__init__({"WEB_ACCESS_LOG": "", "LOG_LEVEL": "WARNING", **env})
+    def __init__(self, env: dict[str, str], worker_class: str = "gthread", log_path: Path | None = None):
+        super().__init__({"WEB_ACCESS_LOG": "", "LOG_LEVEL": "WARNING", **env}, log_path)
         self.worker_class = worker_class
 
     def command(self) -> list[str]:

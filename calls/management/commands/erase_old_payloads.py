@@ -1,0 +1,33 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from calls.retention import erase_old_payloads
+
+
+class Command(BaseCommand):
+    help = (
+        "Erase the payloads (transcripts) of post-call events finished more than WEBHOOK_PAYLOAD_RETENTION_DAYS "
+        "ago, keeping their metadata. The worker does this hourly; failed and quarantined events are kept."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=None,
+            help="retention in days (default: the WEBHOOK_PAYLOAD_RETENTION_DAYS setting)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="count what would be erased, erase nothing")
+
+    def handle(self, *args, days, dry_run, **options):
+        days = settings.WEBHOOK_PAYLOAD_RETENTION_DAYS if days is None else days
+        if days < 0:
+            raise CommandError("--days must be 0 or more")
+        if days == 0:
+            self.stdout.write("Retention is off (0 days): payloads are kept until their user is forgotten.")
+            return
+        count = erase_old_payloads(
+            days, dry_run=dry_run, progress=lambda done: self.stdout.write(f"  erased {done} payloads so far")
+        )
+        verb = "Would erase" if dry_run else "Erased"
+        self.stdout.write(self.style.SUCCESS(f"{verb} the payloads of {count} events finished over {days} days ago."))
