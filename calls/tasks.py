@@ -26,6 +26,7 @@ from calls.ingestion import process_webhook_event
 from calls.models import WebhookEvent
 from calls.payloads import EventType
 from calls.retention import erase_old_payloads
+from core.daily import COUNT_EVERY_SECONDS, counted_between, record_daily_counts
 from core.periodic import PeriodicJob
 from memories.tasks import schedule_user_index_if_needed
 
@@ -146,7 +147,15 @@ def requeue_stranded() -> dict[str, int]:
     return counts
 
 
+def count_calls_per_day() -> None:
+    """Finished calls received today and yesterday (post-call transcriptions), for the admin index's chart."""
+    calls = WebhookEvent.objects.filter(event_type=EventType.TRANSCRIPTION)
+    record_daily_counts(CALLS_PER_DAY, counted_between(calls, "received_at"))
+
+
+CALLS_PER_DAY = "calls received"
 PERIODIC_JOBS = [
     PeriodicJob("re-queue stranded post-call events", settings.WEBHOOK_SWEEP_SECONDS, requeue_stranded),
+    PeriodicJob("count calls per day", COUNT_EVERY_SECONDS, count_calls_per_day),
     PeriodicJob("erase post-call payloads past retention", settings.RETENTION_SWEEP_SECONDS, erase_old_payloads),
 ]

@@ -28,3 +28,20 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.worker_id} on {self.hostname} ({self.state})"
+
+
+class DailyCount(models.Model):
+    """How many of something happened on a day (UTC), written by the worker's periodic jobs (each app counts its
+    own: memories stored, calls received) and read by the admin index's charts: page views never count."""
+
+    day = models.DateField()
+    name = models.CharField(max_length=64)
+    value = models.PositiveBigIntegerField(default=0)
+    counted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "day"]
+        constraints = [models.UniqueConstraint(fields=["name", "day"], name="daily_count_unique_name_day")]
+
+    def __str__(self) -> str:
+        return f"{self.name} on {self.day}: {self.value}"

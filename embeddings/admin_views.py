@@ -1,6 +1,7 @@
 """The admin's "Embedding cache" page: statistics, alerts, prewarm now, and clear (behind a permission)."""
 
 import time
+from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -11,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from core.charts import bar_chart
 from embeddings.clearing import clear_embedding_cache
 from embeddings.errors import EmbeddingError
 from embeddings.models import PrewarmQuery
@@ -19,6 +21,7 @@ from embeddings.statistics import (
     EVICTIONS_PER_MINUTE_ALERT_ABOVE,
     HIT_RATE_ALERT_BELOW,
     cache_alerts,
+    cache_history,
     collect_statistics,
 )
 
@@ -42,8 +45,30 @@ def cache_page(request: HttpRequest, site) -> HttpResponse:
         if stats.latency_count
         else None,
     }
+    context["charts"] = history_charts()
     context["elapsed_ms"] = round(1000 * (time.perf_counter() - started), 1)
     return TemplateResponse(request, "admin/embeddings/cache.html", context)
+
+
+CHART_WINDOWS = (("24h", "last 24 hours", timedelta(days=1), 24), ("7d", "last 7 days", timedelta(days=7), 28))
+
+
+def history_charts() -> list[dict]:
+    """The cache over the last day (hourly) and week (6-hourly), from the worker's samples, as SVG charts."""
+    charts = []
+    for key, title, window, buckets in CHART_WINDOWS:
+        history = cache_history(window, buckets)
+        charts.append(
+            {
+                "title": title,
+                "charts": [
+                    bar_chart(f"chart-hit-rate-{key}", f"Hit rate, {title}", history.hit_rate, percent=True),
+                    bar_chart(f"chart-provider-calls-{key}", f"Provider calls, {title}", history.provider_calls),
+                    bar_chart(f"chart-evictions-{key}", f"Evictions, {title}", history.evictions),
+                ],
+            }
+        )
+    return charts
 
 
 def clear_cache(request: HttpRequest, site) -> HttpResponse:

@@ -27,6 +27,7 @@ class CacheStatsSample(models.Model):
     hits = models.BigIntegerField()
     misses = models.BigIntegerField()
     evictions = models.BigIntegerField()
+    provider_calls = models.BigIntegerField(default=0)
 
     class Meta:
         ordering = ["-taken_at"]

@@ -1,12 +1,14 @@
 """Embedding cache statistics: one function that the admin page, the JSON view, Prometheus and the
 `embedding_cache_stats` command all read."""
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
+from core.charts import Point
 from embeddings.cache import embedding_backend_name, get_embedding_cache
 from embeddings.latency import cumulative_buckets
 from embeddings.models import CacheStatsSample
@@ -15,7 +17,7 @@ from embeddings.providers import get_provider
 HIT_RATE_ALERT_BELOW = 0.20
 EVICTIONS_PER_MINUTE_ALERT_ABOVE = 100
 SAMPLE_EVERY = timedelta(seconds=60)
-SAMPLES_KEPT = timedelta(days=1)
+SAMPLES_KEPT = timedelta(days=8)  # the admin charts the last 7 days
 
 
 @dataclass
@@ -104,7 +106,7 @@ class CacheAlerts:
 
 
 def sample_cache_statistics() -> CacheStatsSample | None:
-    """Store a reading of the cumulative counters, at most once a minute whichever worker asks, and keep a day.
+    """Store a reading of the cumulative counters, at most once a minute whichever worker asks, and keep 8 days.
 
     The task worker calls this every minute (embeddings.tasks), so the alert rates exist whether or not anyone
     looks at the admin. None when the cache is down or the last reading is less than a minute old.
@@ -116,7 +118,9 @@ def sample_cache_statistics() -> CacheStatsSample | None:
     latest = CacheStatsSample.objects.first()
     if latest is not None and now - latest.taken_at < SAMPLE_EVERY:
         return None
-    sample = CacheStatsSample.objects.create(hits=stats.hits, misses=stats.misses, evictions=stats.evictions or 0)
+    sample = CacheStatsSample.objects.create(
+        hits=stats.hits, misses=stats.misses, evictions=stats.evictions or 0, provider_calls=stats.provider_calls
+    )
     CacheStatsSample.objects.filter(taken_at__lt=now - SAMPLES_KEPT).delete()
     return sample
 
@@ -144,3 +148,51 @@ def cache_alerts(stats: CacheStatistics) -> CacheAlerts:
         hit_rate_low=hit_rate is not None and hit_rate < HIT_RATE_ALERT_BELOW,
         evictions_high=rate is not None and rate > EVICTIONS_PER_MINUTE_ALERT_ABOVE,
     )
+
+
+@dataclass
+class CacheHistory:
+    """The cache over a window, per bucket (oldest first), from the worker's samples: None where no sample."""
+
+    hit_rate: list[Point]
+    provider_calls: list[Point]
+    evictions: list[Point]
+
+
+def cache_history(window: timedelta, buckets: int, now=None) -> CacheHistory:
+    """Hit rate, provider calls and evictions per bucket of `window`, from the differences between consecutive
+    samples (a counter that went down was reset, by a clear or a Redis restart: its new value is the difference).
+    """
+    now = now or timezone.now()
+    start = now - window
+    size = window / buckets
+    rows = list(
+        CacheStatsSample.objects.filter(taken_at__gte=start - SAMPLE_EVERY * 2, taken_at__lte=now)
+        .order_by("taken_at")
+        .values_list("taken_at", "hits", "misses", "provider_calls", "evictions")
+    )
+    sums: list[list[int] | None] = [None] * buckets
+    for previous, current in itertools.pairwise(rows):
+        if current[0] < start:
+            continue
+        index = min(buckets - 1, int((current[0] - start) / size))
+        deltas = [
+            now_value - before if now_value >= before else now_value
+            for before, now_value in zip(previous[1:], current[1:], strict=True)
+        ]
+        sums[index] = [a + b for a, b in zip(sums[index] or [0, 0, 0, 0], deltas, strict=True)]
+    labels = [start + size * (index + 1) for index in range(buckets)]
+    label = "%b %d %H:%M" if window <= timedelta(days=1) else "%b %d %H:00"
+    hit_rate, calls, evictions = [], [], []
+    for moment, bucket in zip(labels, sums, strict=True):
+        text = moment.strftime(label)
+        if bucket is None:
+            hit_rate.append(Point(text, None))
+            calls.append(Point(text, None))
+            evictions.append(Point(text, None))
+            continue
+        hits, misses, provider_calls, evicted = bucket
+        hit_rate.append(Point(text, hits / (hits + misses) if hits + misses else None))
+        calls.append(Point(text, provider_calls))
+        evictions.append(Point(text, evicted))
+    return CacheHistory(hit_rate=hit_rate, provider_calls=calls, evictions=evictions)

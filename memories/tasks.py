@@ -9,7 +9,10 @@ import logging
 from django.db import transaction
 from django_tasks import task
 
+from core.daily import COUNT_EVERY_SECONDS, counted_between, record_daily_counts
+from core.periodic import PeriodicJob
 from memories import user_indexes
+from memories.models import Memory
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +36,12 @@ def schedule_user_index_if_needed(user_id: str) -> bool:
         return False
     logger.info("dedicated vector index queued", extra={"user_id": user_id})
     return True
+
+
+def count_memories_per_day() -> None:
+    """Memories stored today and yesterday, for the admin index's chart."""
+    record_daily_counts(MEMORIES_PER_DAY, counted_between(Memory.objects.all(), "created_at"))
+
+
+MEMORIES_PER_DAY = "memories stored"
+PERIODIC_JOBS = [PeriodicJob("count memories per day", COUNT_EVERY_SECONDS, count_memories_per_day)]

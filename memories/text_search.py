@@ -6,8 +6,10 @@ that writes memories (services, admin, bulk loads, migrations) updates it:
 
 - PostgreSQL: a stored generated column `search_vector` = to_tsvector(MEMORY_TEXT_SEARCH_CONFIG, text), with a
   GIN index on (user_id, search_vector) (btree_gin), so one user's matches come from the index alone. Scores are
-  BM25 computed in SQL: document frequencies from the user's matching memories, the user's memory count and
-  mean length remembered per process for MEMORY_PLAN_CACHE_SECONDS.
+  BM25 computed in SQL: document frequencies counted per query word through the index (a word in more than
+  MEMORY_LEXICAL_MAX_DOCUMENTS of the user's memories is too common to match: this bounds the work for users of
+  tens of thousands of memories), the user's memory count and mean length remembered per process for
+  MEMORY_PLAN_CACHE_SECONDS.
 - SQLite: an FTS5 table over the memories' text (external content, porter stemming for English) kept by
   triggers; scored by FTS5's own bm25() (statistics over every user's memories).
 
@@ -192,16 +194,31 @@ def corpus_statistics(user_id: str) -> CorpusStatistics:
 
 
 def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> list[LexicalMatch]:
-    """BM25 in one statement: the query's lexemes (normalised by the configuration, as the column's), the user's
-    matching memories through the (user_id, search_vector) GIN index, term frequencies from their tsvectors."""
+    """BM25 in one statement, with bounded work however big the user: the query's lexemes (normalised by the
+    configuration, as the column's); each one's document frequency among the user's memories, counted through the
+    (user_id, search_vector) GIN index but never past MEMORY_LEXICAL_MAX_DOCUMENTS; the lexemes above that bound
+    are too common to be worth matching (BM25 gives them little weight anyway, and the dense side still sees
+    them); the user's memories holding any remaining lexeme, term frequencies from their tsvectors."""
     corpus = corpus_statistics(user_id)
     scope_sql, scope_params = scope_filter(scope, alias="memory")
     sql = f"""
         WITH lexemes AS (
             SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS lexeme
+        ), frequency AS (
+            SELECT lexeme, (
+                SELECT COUNT(*) FROM (
+                    SELECT 1 FROM {TABLE} AS counted
+                    WHERE counted.user_id = %s AND counted.superseded_by_id IS NULL
+                      AND counted.search_vector @@ to_tsquery('simple', quote_literal(lexeme))
+                    LIMIT %s
+                ) AS bounded
+            ) AS documents
+            FROM lexemes
+        ), kept AS (
+            SELECT lexeme, documents FROM frequency WHERE documents BETWEEN 1 AND %s
         ), query AS (
             SELECT to_tsquery('simple', string_agg(quote_literal(lexeme), ' | ')) AS tsquery, array_agg(lexeme) AS words
-            FROM lexemes
+            FROM kept HAVING COUNT(*) > 0
         ), matched AS (
             SELECT memory.id, memory.search_vector FROM {TABLE} AS memory, query
             WHERE memory.user_id = %s AND memory.superseded_by_id IS NULL AND memory.search_vector @@ query.tsquery
@@ -211,17 +228,27 @@ def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> 
                    length(matched.search_vector) AS length
             FROM matched, query, unnest(matched.search_vector) AS entry
             WHERE entry.lexeme = ANY(query.words)
-        ), frequency AS (
-            SELECT lexeme, COUNT(*) AS documents FROM postings GROUP BY lexeme
         )
         SELECT postings.id, SUM(
-            ln(1 + (%s - frequency.documents + 0.5) / (frequency.documents + 0.5)) * postings.tf * ({BM25_K1} + 1)
+            ln(1 + (%s - kept.documents + 0.5) / (kept.documents + 0.5)) * postings.tf * ({BM25_K1} + 1)
             / (postings.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * postings.length / %s))
         ) AS score
-        FROM postings JOIN frequency USING (lexeme)
+        FROM postings JOIN kept USING (lexeme)
         GROUP BY postings.id ORDER BY score DESC, postings.id LIMIT %s
     """
-    params = [config(), " ".join(terms), user_id, *scope_params, corpus.memories, corpus.mean_length, limit]
+    bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
+    params = [
+        config(),
+        " ".join(terms),
+        user_id,
+        bound + 1,
+        bound,
+        user_id,
+        *scope_params,
+        max(corpus.memories, bound),
+        corpus.mean_length,
+        limit,
+    ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [LexicalMatch(memory_id=row[0], score=float(row[1])) for row in cursor.fetchall()]

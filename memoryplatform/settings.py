@@ -244,6 +244,9 @@ MEMORY_SEARCH_BACKEND = env_str("MEMORY_SEARCH_BACKEND")  # empty: pgvector on P
 # when the index is built (first migrate; `manage.py rebuild_text_index` after a change). SQLite stems English
 # only ("english"); any other value indexes words as they are.
 MEMORY_TEXT_SEARCH_CONFIG = env_str("MEMORY_TEXT_SEARCH_CONFIG", "english")
+# A query word found in more of a user's memories than this is left out of the lexical match (PostgreSQL): it
+# bounds the work per query for heavy users; such words weigh little in BM25, and the dense side still sees them.
+MEMORY_LEXICAL_MAX_DOCUMENTS = env_int("MEMORY_LEXICAL_MAX_DOCUMENTS", 500, minimum=1)
 MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
 MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum=0)

@@ -1,8 +1,9 @@
 """End to end, in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium).
 
 Logs in, checks the cache page's numbers against the statistics, clears the cache through the confirmation
-page, edits the prewarm list and warms it, and replays a failed webhook event. Screenshots of every step are
-kept in test-artifacts/admin-e2e/<stack>/.
+page, edits the prewarm list and warms it, and replays a failed webhook event; shows that view-only staff are
+offered no destructive action while a superuser forgets a user; draws the charts. Screenshots of every step are
+kept in test-artifacts/admin-e2e/<stack>/<test>/.
 """
 
 import shutil
@@ -62,17 +63,22 @@ def browser(tmp_path):
 
 
 class Steps:
-    def __init__(self, driver, base_url):
+    """One test's walk through the admin; its screenshots go to test-artifacts/admin-e2e/<stack>/<folder>/."""
+
+    def __init__(self, driver, base_url, folder: str):
         self.driver = driver
         self.base_url = base_url
         self.count = 0
+        self.folder = ARTIFACTS / folder
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
 
     def open(self, path):
         self.driver.get(self.base_url + path)
 
     def shot(self, name):
         self.count += 1
-        self.driver.save_screenshot(str(ARTIFACTS / f"{self.count:02d}-{name}.png"))
+        self.driver.save_screenshot(str(self.folder / f"{self.count:02d}-{name}.png"))
 
     def text(self, element_id):
         from selenium.webdriver.common.by import By
@@ -122,7 +128,7 @@ def test_operator_flows_in_a_real_browser(browser, live_server):
         body_sha256="0" * 64,
         payload=transcription_payload(conversation_id="conv_e2e", user_id="usr_e2e"),
     )
-    steps = Steps(browser, live_server.url)
+    steps = Steps(browser, live_server.url, "operator-flows")
 
     steps.open("/admin/login/?next=/admin/")
     steps.type("#id_username", "operator")
@@ -176,5 +182,102 @@ def test_operator_flows_in_a_real_browser(browser, live_server):
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == ("received", 0)
 
-    screenshots = sorted(path.name for path in ARTIFACTS.glob("*.png"))
+    screenshots = sorted(path.name for path in steps.folder.glob("*.png"))
     assert len(screenshots) == steps.count == 8
+
+
+def log_in(steps: Steps, username: str, password: str) -> None:
+    steps.open("/admin/login/?next=/admin/")
+    steps.type("#id_username", username)
+    steps.type("#id_password", password)
+    steps.submit("input[type=submit]")
+
+
+def action_values(browser) -> set[str]:
+    from selenium.webdriver.common.by import By
+
+    return {
+        option.get_attribute("value") for option in browser.find_elements(By.CSS_SELECTOR, "select[name=action] option")
+    }
+
+
+def test_each_permission_level_sees_only_the_actions_it_may_take(browser, live_server):
+    from django.contrib.auth.models import Permission
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from memories.models import Memory
+    from memories.services import NewMemory, create_memory
+
+    create_memory("usr_browser", NewMemory("Prefers email over phone calls"))
+    WebhookEvent.objects.create(
+        event_type="post_call_transcription",
+        conversation_id="conv_perm",
+        dedupe_key="post_call_transcription:conv_perm",
+        status="failed",
+        body_sha256="0" * 64,
+        payload=transcription_payload(conversation_id="conv_perm", user_id="usr_browser"),
+    )
+    viewer = User.objects.create_user("viewer", password="viewer password 123", is_staff=True)
+    viewer.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label__in=["memories", "calls"], codename__startswith="view")
+    )
+    User.objects.create_superuser("root", password="root password 123")
+    steps = Steps(browser, live_server.url, "permission-levels")
+
+    log_in(steps, "viewer", "viewer password 123")
+    steps.open("/admin/memories/memory/")
+    assert "Prefers email over phone calls" in steps.page
+    assert "forget_users" not in action_values(browser) and "delete_selected" not in action_values(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "a.addlink")
+    steps.shot("viewer-memories")
+    steps.open("/admin/calls/webhookevent/")
+    assert "conv_perm" in steps.page and "replay_selected" not in action_values(browser)
+    steps.shot("viewer-events")
+    browser.delete_all_cookies()  # log out (Django logs out on POST only)
+
+    log_in(steps, "root", "root password 123")
+    steps.open("/admin/memories/memory/")
+    assert {"forget_users", "delete_selected"} <= action_values(browser)
+    steps.click("input.action-select")
+    Select(browser.find_element("name", "action")).select_by_value("forget_users")
+    steps.submit("button[name=index]")
+    assert "Forget these users?" in steps.page and "usr_browser" in steps.page
+    steps.shot("root-forget-confirmation")
+    steps.submit("#confirm-forget")
+    assert "Forgot usr_browser" in steps.page
+    assert not Memory.objects.filter(user_id="usr_browser").exists()
+    steps.shot("root-forgot")
+
+
+def test_the_charts_in_a_real_browser(browser, live_server):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from selenium.webdriver.common.by import By
+
+    from core.models import DailyCount
+    from embeddings.models import CacheStatsSample
+    from memories.tasks import MEMORIES_PER_DAY
+
+    today = timezone.now().date()
+    for offset, value in enumerate([12, 30, 7, 41]):
+        DailyCount.objects.create(name=MEMORIES_PER_DAY, day=today - timedelta(days=3 - offset), value=value)
+    for minutes, hits, misses in [(300, 0, 0), (240, 80, 20), (180, 120, 80), (120, 130, 170), (60, 200, 180)]:
+        row = CacheStatsSample.objects.create(hits=hits, misses=misses, provider_calls=misses, evictions=0)
+        CacheStatsSample.objects.filter(pk=row.pk).update(taken_at=timezone.now() - timedelta(minutes=minutes))
+    User.objects.create_superuser("root", password="root password 123")
+    steps = Steps(browser, live_server.url, "charts")
+    log_in(steps, "root", "root password 123")
+
+    chart = browser.find_element(By.ID, "chart-memories-per-day")
+    assert chart.is_displayed() and chart.size["width"] > 200
+    assert len(chart.find_elements(By.CSS_SELECTOR, "rect.bar")) == 4
+    steps.shot("index-activity-charts")
+    steps.open("/admin/embedding-cache/")
+    for key in ("hit-rate-24h", "provider-calls-24h", "evictions-24h", "hit-rate-7d"):
+        assert browser.find_element(By.ID, f"chart-{key}").is_displayed()
+    bars = browser.find_elements(By.CSS_SELECTOR, "#chart-hit-rate-24h rect.bar")
+    assert len(bars) == 4  # four hours with samples
+    browser.execute_script("document.getElementById('cache-history').scrollIntoView()")
+    steps.shot("cache-charts")

@@ -95,3 +95,16 @@ def test_the_index_can_be_rebuilt_in_another_language(settings):
     settings.MEMORY_TEXT_SEARCH_CONFIG = "english"
     call_command("rebuild_text_index", stdout=StringIO())
     assert ids(lexical_search("jardins", "alice", EVERYTHING, 5)) == [memory.pk]
+
+
+@pytest.mark.postgres
+def test_words_too_common_for_a_user_are_left_out_of_the_match_which_stays_bounded(settings):
+    settings.MEMORY_LEXICAL_MAX_DOCUMENTS = 3
+    common = [make_memory("alice", f"I drink coffee every morning, day {day}") for day in range(4)]
+    zebra = make_memory("alice", "I saw a zebra and had coffee")
+    make_memory("bob", "coffee with zebra stripes")  # another user's memories never count
+    assert ids(lexical_search("coffee zebra", "alice", EVERYTHING, 10)) == [zebra.pk]  # "coffee": 5 > 3
+    assert lexical_search("coffee", "alice", EVERYTHING, 10) == []  # nothing selective left: dense answers
+    settings.MEMORY_LEXICAL_MAX_DOCUMENTS = 5
+    found = ids(lexical_search("coffee zebra", "alice", EVERYTHING, 10))
+    assert found[0] == zebra.pk and set(found) == {zebra.pk, *(memory.pk for memory in common)}

@@ -1,6 +1,7 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.template.defaultfilters import filesizeformat
 
 from embeddings.statistics import collect_statistics
 
@@ -24,8 +25,8 @@ class Command(BaseCommand):
                     f"({stats.provider.get('dimensions')} dims)",
                 ),
                 ("entries", stats.entries),
-                ("bytes", stats.bytes),
-                ("size limit", stats.max_entries or stats.maxmemory),
+                ("bytes", "n/a" if stats.bytes is None else f"{stats.bytes} ({filesizeformat(stats.bytes)})"),
+                ("size limit", size_limit(stats)),
                 ("policy", stats.policy),
                 ("hits", stats.hits),
                 ("misses", stats.misses),
@@ -45,3 +46,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"{name.ljust(width)}  {value}")
         if not stats.available:
             raise CommandError(f"the embedding cache is unreachable: {stats.error}")
+
+
+def size_limit(stats) -> str:
+    if stats.max_entries:
+        return f"{stats.max_entries} entries"
+    if stats.maxmemory:
+        return f"{stats.maxmemory} bytes ({filesizeformat(stats.maxmemory)}, Redis maxmemory, server-wide)"
+    return "none"
