@@ -60,6 +60,7 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
@@ -125,7 +126,8 @@ def main() -> None:
     print()
     print(
         f"{connection.vendor}; {args.events} events of {len(CALLER_LINES)} caller turns ({memories / args.events:.1f} "
-        f"memories each); local embedding provider"
+        f"memories each); embeddings {settings.EMBEDDING_PROVIDER} / {settings.EMBEDDING_MODEL}, "
+        f"{settings.EMBEDDING_DIMENSIONS} dimensions"
     )
     print()
     print("| measure | value |")

@@ -536,20 +536,13 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> dict:
                 "locomo",
                 asking_the_platform(hybrid=True, expand_links=False, weights=only()),
             ),
-            Variant(
-                "platform, hybrid + salience",
-                "locomo",
-                asking_the_platform(hybrid=True, expand_links=False, weights=only("salience")),
-            ),
-            Variant(
-                "platform, hybrid + recency",
-                "locomo",
-                asking_the_platform(hybrid=True, expand_links=False, weights=only("recency")),
-            ),
-            Variant(
-                "platform, hybrid + sector",
-                "locomo",
-                asking_the_platform(hybrid=True, expand_links=False, weights=only("sector")),
+            *(
+                Variant(
+                    f"platform, hybrid + {term}",
+                    "locomo",
+                    asking_the_platform(hybrid=True, expand_links=False, weights=only(term)),
+                )
+                for term in ("salience", "recency", "sector")
             ),
             Variant(
                 "platform, hybrid + link expansion",
