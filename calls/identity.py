@@ -77,3 +77,14 @@ def tool_user_id(user_id: object, phone: object) -> object:
         if identity is not None:
             return identity.user_id
     return phone
+
+
+def remembering_user_id(user_id: object, phone: object) -> object:
+    """The user a remember-tool call stores for: our `user_id` as sent, else the owner of the caller's number,
+    given one now if the number is new (what is remembered must reach the caller's next calls, not an orphan
+    keyed by a phone string). A user id passes through as sent, for the serializer to judge; None when there is
+    neither a user id nor a usable number."""
+    if user_id is not None or not isinstance(phone, str):
+        return user_id
+    caller = resolve_caller(CallerHint(phone=phone), record_call=False)
+    return caller.user_id if caller is not None else None

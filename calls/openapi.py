@@ -5,6 +5,8 @@ are on the hot path), which drf-spectacular does not inspect: their documentatio
 schema test (tests/test_openapi_fuzz.py) calls them with generated requests and checks every answer against it.
 """
 
+from django.conf import settings
+
 from memories.sectors import Sector
 
 TOOL_ERROR = {
@@ -45,7 +47,12 @@ SECTOR_LIST = rf"^\s*({SECTOR_NAME}\s*(,\s*{SECTOR_NAME}\s*)*)?$"  # "episodic, 
 TOOL_REQUEST = {
     "type": "object",
     "properties": {
-        "query": {"type": "string", "pattern": r"\S", "maxLength": 1000, "description": "What to look up."},
+        "query": {
+            "type": "string",
+            "pattern": r"\S",
+            "maxLength": settings.MEMORY_QUERY_MAX_CHARS,
+            "description": "What to look up.",
+        },
         "user_id": {
             "type": "string",
             "pattern": r"\S",
@@ -92,6 +99,42 @@ TOOL_ANSWER = {
         "summary": {"type": "string"},
     },
     "required": ["memories", "summary"],
+}
+REMEMBER_REQUEST = {
+    "type": "object",
+    "properties": {
+        "text": {
+            "type": "string",
+            "pattern": r"\S",
+            "maxLength": settings.MEMORY_MAX_TEXT_CHARS,
+            "description": "The fact, in the caller's words where possible.",
+        },
+        "user_id": TOOL_REQUEST["properties"]["user_id"],
+        "system__caller_id": TOOL_REQUEST["properties"]["system__caller_id"],
+        "system__conversation_id": {
+            "type": "string",
+            "nullable": True,
+            "description": "The call, kept as the memory's provenance.",
+        },
+        "sector": {
+            "type": "string",
+            "nullable": True,
+            "enum": [*Sector.values, None],
+            "description": "Guessed from the text if absent, empty or null.",
+        },
+    },
+    "required": ["text"],
+    "anyOf": TOOL_REQUEST["anyOf"],
+}
+REMEMBER_ANSWER = {
+    "type": "object",
+    "properties": {
+        "remembered": {"type": "boolean"},
+        "id": {"type": "integer"},
+        "already_known": {"type": "boolean", "description": "It repeated a memory, which was reinforced instead."},
+        "text": {"type": "string"},
+    },
+    "required": ["remembered", "id", "already_known", "text"],
 }
 INITIATION_REQUEST = {
     "description": "What ElevenLabs sends for an inbound Twilio or SIP call. Every field is optional, and any JSON is "
@@ -152,6 +195,21 @@ PATHS = {
                 "400": _error("The body is not usable; the sentence says why."),
                 "401": _error("Missing or wrong secret."),
                 "503": _error("Not configured, or memory search unavailable within the time budget."),
+            },
+        }
+    },
+    "/tools/memory-remember": {
+        "post": {
+            "operationId": "elevenlabs_memory_remember_tool",
+            "tags": ["elevenlabs"],
+            "summary": "The remember tool: store a fact the caller just gave, now; the next query finds it.",
+            "security": [{"memorySecret": []}],
+            "requestBody": {"required": True, **_json(REMEMBER_REQUEST)},
+            "responses": {
+                "200": {"description": "Stored (or reinforced, when it repeats a memory).", **_json(REMEMBER_ANSWER)},
+                "400": _error("The body is not usable; the sentence says why."),
+                "401": _error("Missing or wrong secret."),
+                "503": _error("Not configured, or memory unavailable within the time budget."),
             },
         }
     },

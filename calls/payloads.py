@@ -229,6 +229,13 @@ def tool_caller(body: dict) -> tuple[object, object]:
     return (None if user_id in (None, "") else user_id), phone
 
 
+def tool_conversation_id(body: dict) -> str:
+    """The conversation a tool call happens in, when the tool sends it (dynamic variable
+    `system__conversation_id`); empty otherwise."""
+    value = next((body[name] for name in ("conversation_id", "system__conversation_id") if body.get(name)), "")
+    return value[:MAX_ID_CHARS] if isinstance(value, str) else ""
+
+
 # --- Lenient readers -----------------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from calls import views
 
 urlpatterns = [
     path("tools/memory-query", views.memory_query_tool, name="tool-memory-query"),
+    path("tools/memory-remember", views.memory_remember_tool, name="tool-memory-remember"),
     path(
         "webhooks/elevenlabs/conversation-initiation",
         views.conversation_initiation_webhook,

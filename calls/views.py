@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from calls import payloads
-from calls.identity import tool_user_id
+from calls.identity import remembering_user_id, tool_user_id
 from calls.initiation import default_answer, initiation_answer
 from calls.signatures import SignatureError
 from calls.webhooks import BadPayload, BodyTooLarge, parse_event, quarantine_event, read_verified_body, store_event
@@ -25,8 +25,10 @@ from core.access import SecretPolicy, require_secret
 from core.json_input import JSONInputError, load_json
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
+from memories.models import Memory
 from memories.query import query_memories
-from memories.serializers import MemoryQuerySerializer, first_error
+from memories.serializers import MemoryQuerySerializer, RememberSerializer, first_error
+from memories.services import MemoryInputError, NewMemory, create_memory
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ TOOL_SECRET = SecretPolicy(
     not_configured="The memory tool is not configured yet.",
 )
 TOOL_UNAVAILABLE = "Memory search is unavailable right now; continue without it."
+REMEMBER_UNAVAILABLE = "Memory is unavailable right now; the call's transcript will still be remembered after it."
 INITIATION_SECRET = SecretPolicy(
     secrets_setting="ELEVENLABS_INITIATION_SECRETS",
     header_setting="ELEVENLABS_INITIATION_SECRET_HEADER",
@@ -96,6 +99,56 @@ def memory_query_tool(request: HttpRequest) -> JsonResponse:
     response = JsonResponse(tool_answer(result), json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
     response["Server-Timing"] = server_timing(result.timings_ms)
     return response
+
+
+def validated_fact(body: dict) -> tuple[dict | None, str]:
+    user_field, phone_field = payloads.tool_caller(body)
+    if phone_field is not None and not isinstance(phone_field, str):
+        return None, "system__caller_id: must be a string."
+    for name in ("conversation_id", "system__conversation_id"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            return None, f"{name}: must be a string."
+    data = {key: body[key] for key in ("text", "sector") if key in body and body[key] not in (None, "")}
+    user_id = remembering_user_id(user_field, phone_field)
+    if user_id is not None:
+        data["user_id"] = user_id
+    serializer = RememberSerializer(data=data)
+    if not serializer.is_valid():
+        return None, first_error(serializer.errors)
+    return serializer.validated_data, ""
+
+
+@csrf_exempt
+@require_POST
+@require_secret(TOOL_SECRET)
+def memory_remember_tool(request: HttpRequest) -> JsonResponse:
+    """The remember tool: the agent stores a fact the caller just gave, at once (deduplicated and linked like any
+    memory), so the next memory query of the same call finds it. Within the tool's time budget."""
+    try:
+        body = parse_tool_body(request)
+    except ValueError as problem:
+        return error(400, f"Bad request: {problem}.")
+    deadline = time.monotonic() + settings.TOOL_TIME_BUDGET_SECONDS
+    params, problem = validated_fact(body)
+    if params is None:
+        return error(400, f"Bad request: {problem}")
+    new = NewMemory(
+        text=params["text"],
+        sector=params.get("sector"),
+        kind=Memory.Kind.NOTE,
+        source_conversation_id=payloads.tool_conversation_id(body),
+        metadata={"source": "remember tool"},
+    )
+    try:
+        stored = create_memory(params["user_id"], new, deadline=deadline)
+    except (MemoryInputError, EmbeddingInputError) as problem:
+        return error(400, f"Bad request: {problem}.")
+    except (EmbeddingProviderError, DatabaseError) as problem:
+        logger.warning("remember failed", extra={"error": f"{type(problem).__name__}: {problem}"[:300]})
+        return error(503, REMEMBER_UNAVAILABLE)
+    memory = stored.memory
+    answer = {"remembered": True, "id": memory.pk, "already_known": not stored.created, "text": memory.text}
+    return JsonResponse(answer, json_dumps_params={"separators": (",", ":"), "ensure_ascii": False})
 
 
 @csrf_exempt

@@ -70,6 +70,14 @@ class MemoryQuerySerializer(serializers.Serializer):
     limit = StrictIntegerField(required=False, default=5, min_value=1, max_value=settings.MEMORY_QUERY_MAX_LIMIT)
 
 
+class RememberSerializer(serializers.Serializer):
+    """The body of the remember tool: a fact about the caller, to store now."""
+
+    text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS, trim_whitespace=True)
+    user_id = StrictCharField(max_length=128, trim_whitespace=True)
+    sector = serializers.ChoiceField(choices=Sector.choices, required=False)
+
+
 class MemoryLinkSerializer(serializers.ModelSerializer):
     class Meta:
         model = MemoryLink

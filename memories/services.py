@@ -86,7 +86,9 @@ def clean_text(text: object) -> str:
     return text
 
 
-def create_memory(user_id: str, new: NewMemory, embedding: np.ndarray | None = None) -> StoredMemory:
+def create_memory(
+    user_id: str, new: NewMemory, embedding: np.ndarray | None = None, deadline: float | None = None
+) -> StoredMemory:
     """Store one memory for `user_id`, or reinforce the existing memory it repeats.
 
     Repeats are an identical text (case and spacing aside) or a cosine similarity of at least
@@ -94,7 +96,8 @@ def create_memory(user_id: str, new: NewMemory, embedding: np.ndarray | None = N
     MEMORY_LINKS_PER_MEMORY similar memories of that user. Raises MemoryInputError for bad input and the
     embedding errors when the text cannot be embedded.
     """
-    return create_memories(user_id, [new], embeddings=None if embedding is None else [embedding])[0]
+    embeddings = None if embedding is None else [embedding]
+    return create_memories(user_id, [new], embeddings=embeddings, deadline=deadline)[0]
 
 
 def create_memories(
@@ -102,13 +105,15 @@ def create_memories(
     items: Sequence[NewMemory],
     embeddings: Sequence[np.ndarray] | None = None,
     link_together: bool = False,
+    deadline: float | None = None,
 ) -> list[StoredMemory]:
     """Store several memories of one user: one embedding batch, then one transaction, deduped and linked.
 
-    With `link_together` the new memories are also linked to each other (said in the same call).
+    With `link_together` the new memories are also linked to each other (said in the same call). `deadline` (a
+    `time.monotonic()` value) bounds the wait for the embedding provider, as on the tools' path.
     """
     check_user_id(user_id)
-    return store_memories(user_id, prepare_memories(items, embeddings), link_together=link_together)
+    return store_memories(user_id, prepare_memories(items, embeddings, deadline), link_together=link_together)
 
 
 @dataclass
@@ -118,7 +123,7 @@ class PreparedMemory:
 
 
 def prepare_memories(
-    items: Sequence[NewMemory], embeddings: Sequence[np.ndarray] | None = None
+    items: Sequence[NewMemory], embeddings: Sequence[np.ndarray] | None = None, deadline: float | None = None
 ) -> list[PreparedMemory]:
     """Clean the texts, guess missing sectors and embed them all in one batch (through the cache): everything a
     store needs that may wait on a provider, done before any transaction is opened.
@@ -129,7 +134,7 @@ def prepare_memories(
         item.text = clean_text(item.text)
         item.guess_missing_sectors()
     if embeddings is None:
-        embeddings = generate_embeddings_batch([item.text for item in items])
+        embeddings = generate_embeddings_batch([item.text for item in items], deadline=deadline)
     return [PreparedMemory(item, embedding) for item, embedding in zip(items, embeddings, strict=True)]
 
 

@@ -7,6 +7,7 @@ from calls.signatures import sign
 
 AGENT_ID = "agent_7101k2abcdeffzq8pg3mq7w5v9c1"
 TOOL_URL = "/tools/memory-query"
+REMEMBER_URL = "/tools/memory-remember"
 INITIATION_URL = "/webhooks/elevenlabs/conversation-initiation"
 POST_CALL_URL = "/webhooks/elevenlabs/post-call"
 

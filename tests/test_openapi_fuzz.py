@@ -10,6 +10,7 @@ from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import TOOL_SECRET
@@ -37,4 +38,11 @@ def staff_token(db, settings, call_secrets):
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_the_api_keeps_its_schema(case, staff_token):
-    case.call_and_validate(headers={"Authorization": f"Token {staff_token}", "X-Memory-Secret": TOOL_SECRET})
+    excluded = []
+    if case.path == "/tools/memory-remember" and isinstance(case.body, dict) and not case.body.get("user_id"):
+        # Whether a caller number is a phone number ("0" is not) is beyond a JSON schema: the remember tool
+        # answers 400 for a number that names nobody (it must not store under it), which is right.
+        excluded.append(positive_data_acceptance)
+    case.call_and_validate(
+        headers={"Authorization": f"Token {staff_token}", "X-Memory-Secret": TOOL_SECRET}, excluded_checks=excluded
+    )

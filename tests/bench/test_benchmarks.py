@@ -72,3 +72,15 @@ def test_faults_benchmark_tiny():
 def test_local_model_benchmark_tiny():
     output = run_benchmark("bench/local_model.py", "--tiny", env=embedded_env())
     assert "all-MiniLM-L6-v2" in output and "hashing" in output.lower()
+
+
+def test_remember_benchmark_tiny_embedded():
+    output = run_benchmark("bench/remember.py", "--tiny", env=embedded_env())
+    assert "| remember p50 / p95 / max ms |" in output
+    assert "| next query answers the fact first | 20 / 20 |" in output
+
+
+@pytest.mark.postgres
+def test_remember_benchmark_tiny_production():
+    output = run_benchmark("bench/remember.py", "--tiny", "--stack", "production")
+    assert "| next query answers the fact first | 20 / 20 |" in output
