@@ -236,6 +236,81 @@ def tool_conversation_id(body: dict) -> str:
     return value[:MAX_ID_CHARS] if isinstance(value, str) else ""
 
 
+# --- Custom LLM (an OpenAI chat completion request, with ElevenLabs' additions) --------------------------------
+
+# ElevenLabs adds these to the OpenAI request; they are ours to read, not the upstream LLM's.
+ELEVENLABS_CHAT_FIELDS = ("user_id", "elevenlabs_extra_body")
+MEMORY_USER_LINE = re.compile(r"memory_user_id\s*[:=]\s*([A-Za-z0-9_.:+-]{1,128})")
+
+
+def chat_request_problem(body: object) -> str:
+    """Why an OpenAI chat completion request is unusable, in one sentence; empty when it is fine."""
+    if not isinstance(body, dict):
+        return "The body must be a JSON object."
+    if not isinstance(body.get("model"), str) or not body["model"].strip():
+        return "model: a model name (string) is required."
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: a non-empty list of messages is required."
+    for position, message in enumerate(messages):
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+            return f"messages[{position}]: each message is an object with a role."
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "stream: must be true or false."
+    return ""
+
+
+def forwardable_chat_request(body: dict) -> dict:
+    """The request as the upstream LLM should see it: without ElevenLabs' own fields."""
+    return {key: value for key, value in body.items() if key not in ELEVENLABS_CHAT_FIELDS}
+
+
+def llm_caller(body: dict) -> str:
+    """Our user id for a Custom LLM request: the request's `user_id` (what the initiation webhook answered),
+    `elevenlabs_extra_body.user_id`, or a `memory_user_id: {{user_id}}` line in a system message; empty if none."""
+    for value in (body.get("user_id"), _dict(body.get("elevenlabs_extra_body")).get("user_id")):
+        if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
+            return value.strip()
+    for message in body.get("messages", []):
+        if isinstance(message, dict) and message.get("role") == "system":
+            found = MEMORY_USER_LINE.search(_message_text(message))
+            if found:
+                return found.group(1)
+    return ""
+
+
+def latest_user_message(body: dict) -> str:
+    """The text of the last user message (what the caller just said); empty when there is none."""
+    for message in reversed(body.get("messages", [])):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return _message_text(message).strip()
+    return ""
+
+
+def with_system_note(messages: list, note: str) -> list:
+    """The messages with `note` appended to the first system message (a new one first when there is none)."""
+    for position, message in enumerate(messages):
+        if isinstance(message, dict) and message.get("role") == "system" and isinstance(message.get("content"), str):
+            return [
+                *messages[:position],
+                {**message, "content": f"{message['content']}\n\n{note}"},
+                *messages[position + 1 :],
+            ]
+    return [{"role": "system", "content": note}, *messages]
+
+
+def _message_text(message: dict) -> str:
+    """A message's text: a string content, or the text parts of a list content."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            part.get("text", "") for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)
+        )
+    return ""
+
+
 # --- Lenient readers -----------------------------------------------------------------------------------------
 
 

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from calls import views
+from calls import custom_llm, views
 
 urlpatterns = [
     path("tools/memory-query", views.memory_query_tool, name="tool-memory-query"),
     path("tools/memory-remember", views.memory_remember_tool, name="tool-memory-remember"),
+    path("v1/chat/completions", custom_llm.chat_completions, name="custom-llm-chat-completions"),
     path(
         "webhooks/elevenlabs/conversation-initiation",
         views.conversation_initiation_webhook,

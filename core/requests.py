@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -64,41 +65,70 @@ class _ThisProcess:
 
 
 def request_id_of(request: HttpRequest) -> str:
-    given = request.headers.get("X-Request-ID", "")
+    return sane_request_id(request.headers.get("X-Request-ID", ""))
+
+
+def sane_request_id(given: str) -> str:
+    """The caller's request id when it is a sane token (a load balancer's), else a new one."""
     return given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
 
 
+def observe(route: str, method: str, path: str, status: int, started: float, metrics: bool = True) -> None:
+    """Count and time one answered request, and write its access line (also used by paths that bypass Django's
+    handler: calls.asgi)."""
+    seconds = time.perf_counter() - started
+    if metrics:
+        DURATION.labels(route, method).observe(seconds)
+        REQUESTS.labels(route, method, str(status)).inc()
+    access_log.log(
+        logging.DEBUG if path in PROBES else logging.INFO,
+        "request",
+        extra={
+            "method": method,
+            "path": path[:300],
+            "route": route,
+            "status": status,
+            "duration_ms": round(1000 * seconds, 2),
+        },
+    )
+
+
 class RequestMiddleware:
+    """Sync under WSGI, async under ASGI (the Custom LLM endpoint's streams must not go through a thread)."""
+
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
         self.metrics = settings.REQUEST_METRICS
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = request_id_of(request)
-        token = REQUEST_ID.set(request_id)
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self.__acall__(request)
+        token = REQUEST_ID.set(request_id_of(request))
         started = time.perf_counter()
         try:
-            response = self.get_response(request)
-            seconds = time.perf_counter() - started
-            route = self.route_of(request)
-            if self.metrics:
-                DURATION.labels(route, request.method).observe(seconds)
-                REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-            response["X-Request-ID"] = request_id
-            access_log.log(
-                logging.DEBUG if request.path in PROBES else logging.INFO,
-                "request",
-                extra={
-                    "method": request.method,
-                    "path": request.path[:300],
-                    "route": route,
-                    "status": response.status_code,
-                    "duration_ms": round(1000 * seconds, 2),
-                },
-            )
-            return response
+            return self.finish(request, self.get_response(request), started)
         finally:
             REQUEST_ID.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponse:
+        token = REQUEST_ID.set(request_id_of(request))
+        started = time.perf_counter()
+        try:
+            return self.finish(request, await self.get_response(request), started)
+        finally:
+            REQUEST_ID.reset(token)
+
+    def finish(self, request: HttpRequest, response: HttpResponse, started: float) -> HttpResponse:
+        """Metrics, the response header and the access line (a stream is timed to its first byte's readiness)."""
+        response["X-Request-ID"] = REQUEST_ID.get()
+        observe(self.route_of(request), request.method, request.path, response.status_code, started, self.metrics)
+        return response
 
     @staticmethod
     def route_of(request: HttpRequest) -> str:

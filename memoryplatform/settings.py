@@ -75,7 +75,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.requests.RequestMiddleware",  # first: it times and logs everything below it
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "core.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -330,6 +330,16 @@ WEBHOOK_SWEEP_SECONDS = env_float("WEBHOOK_SWEEP_SECONDS", 30.0, minimum=0.1)
 WEBHOOK_PAYLOAD_RETENTION_DAYS = env_int("WEBHOOK_PAYLOAD_RETENTION_DAYS", 30, minimum=0)
 TASK_RESULT_RETENTION_DAYS = env_int("TASK_RESULT_RETENTION_DAYS", 14, minimum=1)
 RETENTION_SWEEP_SECONDS = env_float("RETENTION_SWEEP_SECONDS", 3600.0, minimum=1)
+# The Custom LLM endpoint (/v1/chat/completions, served by the ASGI server): the agent's API key(s), the real LLM it
+# forwards to (any OpenAI-compatible server; default: the embedding provider's OpenAI settings), a model to force
+# (empty: the one ElevenLabs asks for), and how long and how many memories are looked up per turn.
+ELEVENLABS_LLM_SECRETS = env_list("ELEVENLABS_LLM_SECRETS")
+CUSTOM_LLM_BASE_URL = env_str("CUSTOM_LLM_BASE_URL") or OPENAI_BASE_URL
+CUSTOM_LLM_API_KEY = env_str("CUSTOM_LLM_API_KEY") or OPENAI_API_KEY
+CUSTOM_LLM_MODEL = env_str("CUSTOM_LLM_MODEL")
+CUSTOM_LLM_TIMEOUT = env_float("CUSTOM_LLM_TIMEOUT", 60.0, minimum=1)
+CUSTOM_LLM_MEMORY_BUDGET_SECONDS = env_float("CUSTOM_LLM_MEMORY_BUDGET_SECONDS", 0.3, minimum=0.01)
+CUSTOM_LLM_MEMORIES = env_int("CUSTOM_LLM_MEMORIES", 5, minimum=1)
 # Memory extraction with an LLM (OpenAI chat completions, structured output); empty = the rule-based one.
 EXTRACTION_LLM_MODEL = env_str("EXTRACTION_LLM_MODEL")
 EXTRACTION_LLM_TIMEOUT = env_float("EXTRACTION_LLM_TIMEOUT", 60.0, minimum=1)

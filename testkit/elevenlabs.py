@@ -14,6 +14,7 @@ POST_CALL_URL = "/webhooks/elevenlabs/post-call"
 # The secrets of the three integrations in tests and benchmarks (settings(): what the server must accept).
 TOOL_SECRET = "tool_test_secret"
 INITIATION_SECRET = "init_test_secret"
+LLM_SECRET = "llm_test_key"
 WEBHOOK_SECRET = "wsec_test_primary"
 NEXT_WEBHOOK_SECRET = "wsec_test_next"  # a second accepted secret, as during a rotation
 
@@ -24,6 +25,7 @@ def secret_settings() -> dict[str, list[str]]:
         "ELEVENLABS_TOOL_SECRETS": [TOOL_SECRET],
         "ELEVENLABS_INITIATION_SECRETS": [INITIATION_SECRET],
         "ELEVENLABS_WEBHOOK_SECRETS": [WEBHOOK_SECRET, NEXT_WEBHOOK_SECRET],
+        "ELEVENLABS_LLM_SECRETS": [LLM_SECRET],
     }
 
 

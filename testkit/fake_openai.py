@@ -1,9 +1,13 @@
-"""A local HTTP server that speaks the OpenAI embeddings protocol, for driving the real `openai` client.
+"""A local HTTP server that speaks the OpenAI embeddings and chat protocols, for driving the real `openai` client.
 
 It records every request, answers `POST /v1/embeddings` with deterministic vectors (a hash of the text, so
 equal texts get equal vectors), honours `dimensions` and `encoding_format`, and can be told to be slow, to
 fail with a status code a number of times, to answer with the wrong number of dimensions, or to answer a
 broken 200 (`broken_next`: "nan", "zeros", "html", "empty", "missing_one"), as providers do on bad days.
+
+Chat completions with `"stream": true` are answered as OpenAI streams them: Server-Sent Events, one chunk of
+`stream_words` every `stream_interval` seconds (a fixed pace, for time-to-first-token measurements), an optional
+tool call, then `data: [DONE]`. A client that hangs up mid-stream is counted in `streams_abandoned`.
 """
 
 import base64
@@ -22,6 +26,11 @@ def fake_vector(text: str, dimensions: int) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # a burst of clients (32 streams at once) must not be reset
+
+
 class FakeOpenAIServer:
     def __init__(self, dimensions: int = 1536):
         self.dimensions = dimensions
@@ -32,14 +41,21 @@ class FakeOpenAIServer:
         self.ignore_encoding_format = False
         self.requests: list[dict] = []
         self.chat_responses: list[dict] = []
+        self.stream_words: list[str] = ["Hello", " there", ", how", " can", " I", " help", "?"]
+        self.stream_interval = 0.0
+        self.stream_tool_call: dict | None = None  # {"name": ..., "arguments": "..."} streamed after the words
+        self.streams_abandoned = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    @property
+    def chat_requests(self) -> list[dict]:
+        return [request for request in self.requests if request["path"].endswith("/chat/completions")]
 
     @property
     def embedding_requests(self) -> list[dict]:
@@ -95,6 +111,21 @@ class FakeOpenAIServer:
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
 
+    def stream_chunks(self, body: dict) -> list[dict]:
+        """The chunks of a streamed answer, as OpenAI sends them (role first, then deltas, then the finish)."""
+        base = {"id": "chatcmpl-fake-stream", "object": "chat.completion.chunk", "created": 1, "model": body["model"]}
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        chunks = [chunk({"role": "assistant", "content": ""})]
+        chunks += [chunk({"content": word}) for word in self.stream_words]
+        if self.stream_tool_call:
+            call = {"index": 0, "id": "call_fake", "type": "function", "function": self.stream_tool_call}
+            chunks.append(chunk({"tool_calls": [call]}))
+        chunks.append(chunk({}, "tool_calls" if self.stream_tool_call else "stop"))
+        return chunks
+
     def _handler(self):
         fake = self
 
@@ -112,6 +143,9 @@ class FakeOpenAIServer:
                     broken = fake.broken_next.pop(0) if embeddings and fake.broken_next and not failure else None
                 if fake.delay:
                     time.sleep(fake.delay)
+                if not failure and self.path.endswith("/chat/completions") and body.get("stream"):
+                    self.stream(body)
+                    return
                 if failure:
                     status, payload = failure, {"error": {"message": "fake failure", "type": "server_error"}}
                 elif embeddings:
@@ -130,5 +164,21 @@ class FakeOpenAIServer:
                     self.wfile.write(encoded)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a slow-provider test's timeout): nothing to answer
+
+            def stream(self, body: dict) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for chunk in fake.stream_chunks(body):
+                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                        self.wfile.flush()
+                        if fake.stream_interval:
+                            time.sleep(fake.stream_interval)
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    with fake._lock:
+                        fake.streams_abandoned += 1
 
         return Handler

@@ -99,6 +99,25 @@ class Gunicorn(Server):
         ]
 
 
+class AsgiServer(Server):
+    """The ASGI server as production runs it for the Custom LLM endpoint: gunicorn with uvicorn workers."""
+
+    def __init__(self, env: dict[str, str], log_path: Path | None = None):
+        super().__init__({"WEB_ACCESS_LOG": "", "LOG_LEVEL": "WARNING", "WEB_WORKERS": "1", **env}, log_path)
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "memoryplatform.asgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--worker-class",
+            "uvicorn_worker.UvicornWorker",
+        ]
+
+
 class DevelopmentServer(Server):
     """`manage.py runserver`, as scripts/run starts it (threaded, without the autoreloader)."""
 

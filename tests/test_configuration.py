@@ -82,8 +82,9 @@ def test_compose_is_valid_migrates_once_and_scales(tmp_path):
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(docker_compose("config", env={"MEMORY_ENV_FILE": str(example_env(tmp_path))}).stdout)
     services = config["services"]
-    assert {"db", "redis", "migrate", "web", "worker", "proxy"} <= set(services)
-    for name in ("web", "worker"):
+    assert {"db", "redis", "migrate", "web", "worker", "llm", "proxy"} <= set(services)
+    assert "uvicorn_worker.UvicornWorker" in services["llm"]["command"]
+    for name in ("web", "worker", "llm"):
         service = services[name]
         assert "ports" not in service and "container_name" not in service, f"{name} must scale"
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"

@@ -1,6 +1,7 @@
 """Each benchmark runs once in its tiny mode: it must work end to end. No timing is asserted."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -84,3 +85,9 @@ def test_remember_benchmark_tiny_embedded():
 def test_remember_benchmark_tiny_production():
     output = run_benchmark("bench/remember.py", "--tiny", "--stack", "production")
     assert "| next query answers the fact first | 20 / 20 |" in output
+
+
+def test_custom_llm_benchmark_tiny_embedded():
+    output = run_benchmark("bench/custom_llm.py", "--tiny", env=embedded_env())
+    assert re.search(r"^\| 1 \| [0-9.]+ / [0-9.]+ \| [0-9.]+ / [0-9.]+ \|", output, re.MULTILINE)
+    assert "20 streams open at once (2 s each): 0 errors" in output

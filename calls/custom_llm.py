@@ -1,0 +1,191 @@
+"""ElevenLabs' Custom LLM: an OpenAI-compatible `POST /v1/chat/completions` that adds the caller's memories.
+
+ElevenLabs calls the agent's LLM for every turn. Pointed here, each turn:
+1. is authenticated by the agent's Custom LLM API key (`Authorization: Bearer`, ELEVENLABS_LLM_SECRETS);
+2. names its caller (calls.payloads.llm_caller: the request's `user_id`, `elevenlabs_extra_body.user_id`, or a
+   `memory_user_id: …` line in the system prompt, where `{{user_id}}` is a dynamic variable);
+3. gets the memories relevant to the latest user message (memories.query, in a worker thread, within
+   CUSTOM_LLM_MEMORY_BUDGET_SECONDS), added to the system message;
+4. is forwarded to the real LLM (CUSTOM_LLM_BASE_URL / CUSTOM_LLM_API_KEY, any OpenAI-compatible server) through
+   the `openai` SDK, and its stream relayed as Server-Sent Events exactly as it comes (`data: {json}` chunks,
+   tool calls included, then `data: [DONE]`).
+
+Memories never fail a turn: no caller, a slow or failing retrieval → the request goes on without them. Errors are
+OpenAI's shape (`{"error": {"message", "type", ...}}`). The view is async and served by an ASGI server
+(gunicorn with uvicorn workers): an open stream costs a coroutine, not a thread. A client that hangs up cancels
+the stream, and the upstream request with it.
+"""
+
+import asyncio
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import openai
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from calls import payloads
+from core.access import SecretPolicy
+from core.json_input import JSONInputError, load_json
+from memories.query import query_memories
+
+logger = logging.getLogger(__name__)
+
+LLM_SECRET = SecretPolicy(
+    secrets_setting="ELEVENLABS_LLM_SECRETS",
+    not_configured="The Custom LLM endpoint is not configured yet (ELEVENLABS_LLM_SECRETS).",
+)
+MEMORY_HEADER = "What you remember about this caller from earlier calls (use it when relevant; never recite it):"
+
+
+@dataclass
+class Outcome:
+    """What to answer: a JSON document, or (status 200) a stream of Server-Sent Events."""
+
+    status: int
+    document: dict | None = None
+    stream: AsyncIterator[bytes] | None = None
+
+
+def failure(status: int, message: str, kind: str = "invalid_request_error") -> Outcome:
+    """An error in OpenAI's shape, which ElevenLabs and OpenAI clients read."""
+    return Outcome(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
+
+
+async def complete(request: HttpRequest, raw_body: bytes) -> Outcome:
+    """One turn: authenticate, add the caller's memories, forward, and answer (a stream, usually)."""
+    refusal = LLM_SECRET.check(request)
+    if refusal is not None:
+        kind = "authentication_error" if refusal.status_code == 401 else "server_error"
+        return failure(refusal.status_code, json.loads(refusal.content)["error"], kind)
+    try:
+        body = load_json(raw_body or b"null")
+    except JSONInputError as problem:
+        return failure(400, f"The body must be JSON: {problem}.")
+    problem = payloads.chat_request_problem(body)
+    if problem:
+        return failure(400, problem)
+
+    forwarded = payloads.forwardable_chat_request(body)
+    user_id, question = payloads.llm_caller(body), payloads.latest_user_message(body)
+    if user_id and question:
+        memories = await recall(user_id, question)
+        if memories:
+            forwarded["messages"] = payloads.with_system_note(forwarded["messages"], memory_note(memories))
+    if settings.CUSTOM_LLM_MODEL:
+        forwarded["model"] = settings.CUSTOM_LLM_MODEL
+
+    client = upstream()
+    model, messages = forwarded.pop("model"), forwarded.pop("messages")
+    stream = bool(forwarded.pop("stream", False))
+    try:
+        if not stream:
+            answer = await client.chat.completions.create(model=model, messages=messages, extra_body=forwarded)
+            return Outcome(200, answer.model_dump(exclude_unset=True))
+        opened = client.chat.completions.with_streaming_response.create(
+            model=model, messages=messages, stream=True, extra_body=forwarded
+        )
+        upstream_response = await opened.__aenter__()
+    except openai.APIStatusError as error:
+        message = f"The language model answered {error.status_code}: {upstream_message(error)}"
+        return failure(error.status_code, message, "upstream_error")
+    except openai.APITimeoutError:
+        return failure(504, "The language model did not answer in time.", "upstream_error")
+    except openai.APIConnectionError:
+        return failure(502, "The language model could not be reached.", "upstream_error")
+    return Outcome(200, stream=relay(opened, upstream_response))
+
+
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    """The endpoint through Django's handler (any server: runserver, WSGI, ASGI). Production's ASGI server takes
+    the fast path instead (calls.asgi), which skips Django's middleware: under ASGI each of Django's middlewares
+    hops to one shared thread, which made 32 concurrent turns queue behind each other."""
+    if request.method != "POST":
+        return JsonResponse(failure(405, "Use POST.").document, status=405)
+    outcome = await complete(request, request.body)
+    if outcome.stream is None:
+        return JsonResponse(outcome.document, status=outcome.status)
+    response = StreamingHttpResponse(outcome.stream)
+    for name, value in STREAM_HEADERS.items():
+        response[name] = value
+    return response
+
+
+async def relay(opened, upstream_response) -> AsyncIterator[bytes]:
+    """The upstream's Server-Sent Events line by line, as they come (nothing parsed and re-encoded: the chunks,
+    tool calls included, reach ElevenLabs exactly as the LLM wrote them). A stream that breaks off ends with an
+    error event; a client's hang-up (cancellation) closes the upstream request."""
+    done = False
+    try:
+        async for line in upstream_response.iter_lines():
+            done = done or line.strip() == "data: [DONE]"
+            yield f"{line}\n".encode()
+        if not done:
+            yield b"data: [DONE]\n\n"
+    except (TimeoutError, openai.APIError, OSError) as error:
+        logger.warning("language model stream broke", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+        failure = {"error": {"message": "The language model's stream broke off.", "type": "upstream_error"}}
+        yield f"data: {json.dumps(failure)}\n\n".encode()
+    finally:
+        await opened.__aexit__(None, None, None)
+
+
+async def recall(user_id: str, question: str) -> list[str]:
+    """The caller's memories for `question`, or [] when retrieval fails or takes longer than its budget."""
+    budget = settings.CUSTOM_LLM_MEMORY_BUDGET_SECONDS
+    try:
+        return await asyncio.wait_for(sync_to_async(memories_for, thread_sensitive=False)(user_id, question), budget)
+    except TimeoutError:
+        logger.warning("memories skipped: retrieval over its budget", extra={"budget_seconds": budget})
+    except Exception as error:  # never fail a turn for its memories
+        logger.warning("memories skipped: retrieval failed", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+    return []
+
+
+def memories_for(user_id: str, question: str) -> list[str]:
+    """In a worker thread: its own database connection, checked before and after like a request's."""
+    close_old_connections()
+    try:
+        result = query_memories(
+            user_id, question[: settings.MEMORY_QUERY_MAX_CHARS], limit=settings.CUSTOM_LLM_MEMORIES, deadline=None
+        )
+        return [item.memory.text for item in result.memories]
+    finally:
+        close_old_connections()
+
+
+def memory_note(memories: list[str]) -> str:
+    return "\n".join([MEMORY_HEADER, *(f"- {text}" for text in memories)])
+
+
+def upstream_message(error: openai.APIStatusError) -> str:
+    body = error.body if isinstance(error.body, dict) else {}  # the SDK hands over the inner "error" object
+    return str(body.get("message") or error.message)[:300]
+
+
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, openai.AsyncOpenAI]" = weakref.WeakKeyDictionary()
+
+
+def upstream() -> openai.AsyncOpenAI:
+    """One client per event loop (its connection pool serves every stream of the loop; under uvicorn that is one
+    per worker process). Settings are read when a loop first asks."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = openai.AsyncOpenAI(
+            base_url=settings.CUSTOM_LLM_BASE_URL or None,
+            api_key=settings.CUSTOM_LLM_API_KEY or "not-needed",
+            timeout=settings.CUSTOM_LLM_TIMEOUT,
+            max_retries=0,  # a voice turn cannot wait for retries; ElevenLabs has its own fallback
+        )
+    return client
