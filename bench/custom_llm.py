@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import server_environment  # noqa: E402
 from testkit.fake_openai import FakeOpenAIServer  # noqa: E402
 from testkit.processes import AsgiServer  # noqa: E402
 
@@ -34,23 +35,9 @@ KEY = "bench-llm-key"
 
 
 def environment(stack: str, data_dir: str, upstream: str) -> dict[str, str]:
-    env = {
-        **{key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")},
-        "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
-        "READ_DOTENV": "0",
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
-        "DATA_DIR": data_dir,
-        "TASKS_IN_PROCESS_WORKER": "0",
-        "EMBEDDING_PROVIDER": "hashing",
-        "EMBEDDING_DIMENSIONS": "384",
-        "ELEVENLABS_LLM_SECRETS": KEY,
-        "CUSTOM_LLM_BASE_URL": upstream,
-        "CUSTOM_LLM_API_KEY": "sk-upstream",
-    }
+    env = server_environment(
+        data_dir, ELEVENLABS_LLM_SECRETS=KEY, CUSTOM_LLM_BASE_URL=upstream, CUSTOM_LLM_API_KEY="sk-upstream"
+    )
     if stack == "production":
         base = os.environ.get("DATABASE_URL", "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform")
         env["DATABASE_URL"] = base.rsplit("/", 1)[0] + "/memoryplatform_bench_llm"

@@ -37,6 +37,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.environment import server_environment  # noqa: E402
+
 DEFAULT_DATABASE = "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/12"
 SECRET = "bench-secret"
@@ -69,22 +71,13 @@ def free_port() -> int:
 def stack_env(stack: str, data_dir: Path, database_url: str, redis_url: str) -> dict:
     """The server's environment: the hashing stand-in at 384 dimensions (the local model's size) embeds the 100k
     texts in seconds; every query's embedding is cached before the runs, so the model never runs during them."""
-    env = {
-        **{key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")},
-        "DJANGO_SETTINGS_MODULE": "memoryplatform.settings",
-        "READ_DOTENV": "0",
-        "DEBUG": "0",
-        "SECRET_KEY": "bench-only-secret-key-long-and-varied-enough-for-debug-0-0123456789",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "LOG_LEVEL": "WARNING",
-        "DATA_DIR": str(data_dir),
-        "TASKS_IN_PROCESS_WORKER": "0",
-        "ELEVENLABS_TOOL_SECRETS": SECRET,
-        "ELEVENLABS_INITIATION_SECRETS": SECRET,
-        "EMBEDDING_PROVIDER": "hashing",
-        "EMBEDDING_DIMENSIONS": "384",
-    }
+    env = server_environment(
+        data_dir,
+        ELEVENLABS_TOOL_SECRETS=SECRET,
+        ELEVENLABS_INITIATION_SECRETS=SECRET,
+        EMBEDDING_PROVIDER="hashing",
+        EMBEDDING_DIMENSIONS="384",
+    )
     if stack == "production":
         env.update({"DATABASE_URL": database_url, "REDIS_URL": redis_url})
     return env
