@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memories.owners import default_owner
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -71,7 +73,7 @@ def run_batched(server, user: str, texts: list[str]) -> tuple[int, int, float, i
 
     before = len(server.embedding_requests)
     started = time.perf_counter()
-    results = create_memories(user, [NewMemory(text) for text in texts], link_together=True)
+    results = create_memories(default_owner(user), [NewMemory(text) for text in texts], link_together=True)
     seconds = time.perf_counter() - started
     return *sent_since(server, before), seconds, sum(result.created for result in results)
 
@@ -82,7 +84,7 @@ def run_one_by_one(server, user: str, texts: list[str]) -> tuple[int, int, float
 
     before = len(server.embedding_requests)
     started = time.perf_counter()
-    results = [create_memory(user, NewMemory(text)) for text in texts]
+    results = [create_memory(default_owner(user), NewMemory(text)) for text in texts]
     seconds = time.perf_counter() - started
     return *sent_since(server, before), seconds, sum(result.created for result in results)
 

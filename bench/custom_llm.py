@@ -60,8 +60,10 @@ import django; django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from memories.services import NewMemory, create_memories
+from memories.owners import default_owner
 topics = ["dog", "invoice", "flight", "garden", "piano"]
-create_memories("caller", [NewMemory(f"Fact {index} about the caller's {topics[index % 5]}") for index in range(50)])
+facts = [NewMemory(f"Fact {index} about the caller's {topics[index % 5]}") for index in range(50)]
+create_memories(default_owner("caller"), facts)
 """
     subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, check=True)
 

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from memories.owners import default_owner
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -115,7 +117,9 @@ def main() -> None:
             post(index)
             answered = time.perf_counter()
             user_id = f"usr_bench_{run}_{index}"
-            while not query_memories(user_id, "double charged invoice", limit=1, reinforce_results=False).memories:
+            while not query_memories(
+                default_owner(user_id), "double charged invoice", limit=1, reinforce_results=False
+            ).memories:
                 time.sleep(0.01)
                 if time.perf_counter() - answered > 30:
                     raise RuntimeError("memories never became searchable")

@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from memories.owners import default_owner  # noqa: E402 - plain Python, no Django needed
 from testkit.elevenlabs import turn as transcript_turn  # noqa: E402 - the ElevenLabs transcript turn shape
 
 DEFAULT_DATASET = ROOT.parent / "shared" / "datasets" / "locomo10.json"
@@ -334,7 +335,7 @@ def asking_the_platform(**retrieval: object) -> Callable[[list[str], str], list[
                 [
                     (item.score, item.memory.pk)
                     for item in query_memories(
-                        user_id, question, limit=QUERY_LIMIT, reinforce_results=False, retrieval=chosen
+                        default_owner(user_id), question, limit=QUERY_LIMIT, reinforce_results=False, retrieval=chosen
                     ).memories
                 ]
                 for user_id in user_ids
@@ -352,7 +353,10 @@ def ask_by_cosine(user_ids: list[str], question: str) -> list[int]:
     embedding = generate_embedding(question)
     return merged(
         [
-            [(item.similarity, item.memory.pk) for item in vector_search(embedding, user_id, limit=QUERY_LIMIT)]
+            [
+                (item.similarity, item.memory.pk)
+                for item in vector_search(embedding, default_owner(user_id), limit=QUERY_LIMIT)
+            ]
             for user_id in user_ids
         ],
         QUERY_LIMIT,
@@ -454,7 +458,7 @@ def forget_previous_run(conversations: list[Conversation]) -> None:
     for conversation in conversations:
         for prefix in ("locomo", "floor"):
             for who in "ab":
-                forget_user(f"{prefix}-{conversation.index}-{who}")
+                forget_user(default_owner(f"{prefix}-{conversation.index}-{who}"))
     WebhookEvent.objects.filter(conversation_id__startswith="locomo-").delete()
 
 

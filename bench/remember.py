@@ -64,9 +64,11 @@ from django.core.management import call_command
 call_command("migrate", verbosity=0)
 from memories.services import NewMemory, create_memories
 from embeddings.generation import generate_embeddings_batch
+from memories.owners import default_owner
 for user in range({users}):
-    create_memories(f"caller-{{user}}", [NewMemory(f"Memory {{index}} of caller {{user}} about the {{topic}}")
-        for index, topic in enumerate({TOPICS!r} * ({per_user} // {len(TOPICS)} + 1)) if index < {per_user}])
+    topics = enumerate({TOPICS!r} * ({per_user} // {len(TOPICS)} + 1))
+    memories = [NewMemory(f"Memory {{index}} of caller {{user}} about the {{topic}}") for index, topic in topics]
+    create_memories(default_owner(f"caller-{{user}}"), memories[:{per_user}])
 generate_embeddings_batch({facts!r})
 """
     import subprocess

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+from memories.owners import default_owner
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -203,7 +205,7 @@ def rule_picks(user_id: str) -> str:
 
     from memories.user_indexes import current_memories
 
-    count = current_memories(user_id)
+    count = current_memories(default_owner(user_id))
     if settings.MEMORY_USER_INDEX_MIN_MEMORIES and count >= settings.MEMORY_USER_INDEX_MIN_MEMORIES:
         return "dedicated"
     return "hnsw" if count >= settings.MEMORY_HNSW_MIN_USER_MEMORIES else "exact"

@@ -1,13 +1,19 @@
-"""The call integration in the admin: caller identities, and the post-call events with their payloads."""
+"""The call integration in the admin: the agents and secrets of memory spaces, caller identities, and the
+post-call events with their payloads. Every list shows only the spaces its viewer may see (memories.spaces)."""
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.html import format_html
 
 from calls import tasks
-from calls.models import CallerIdentity, WebhookEvent
+from calls.models import Agent, CallerIdentity, SpaceSecret, WebhookEvent
 from calls.payloads import EventType
+from calls.spaces import forget_lookups
+from memories.admin import SpaceAdmin, SpaceScopedAdmin
+from memories.models import Space
+from memories.spaces import restrict_to_visible
 
 # Keys whose values never appear in the admin, wherever they sit in a payload.
 SECRET_KEYS = ("secret", "token", "password", "authorization", "signature", "api_key", "apikey")
@@ -32,19 +38,100 @@ def redact(value):
     return value
 
 
+class AgentInline(admin.TabularInline):
+    model = Agent
+    extra = 1
+    fields = ["agent_id", "name", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+class SpaceSecretInline(admin.TabularInline):
+    """A space's secrets, as prefixes: the secrets themselves were shown once, when issued."""
+
+    model = SpaceSecret
+    extra = 0
+    fields = ["prefix", "label", "created_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at"]
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # issued by the space's "Issue a new secret" action, which shows the secret once
+
+
+admin.site.unregister(Space)
+
+
+@admin.register(Space)
+class SpaceWithAgentsAdmin(SpaceAdmin):
+    """A space with its ElevenLabs agents and its secrets."""
+
+    inlines = [AgentInline, SpaceSecretInline]
+    actions = ["issue_secret"]
+
+    @admin.action(description="Issue a new secret (shown once)", permissions=["change"])
+    def issue_secret(self, request, queryset):
+        for space in queryset:
+            _, secret = SpaceSecret.issue(space, label=f"issued by {request.user.get_username()}")
+            self.message_user(
+                request,
+                f"New secret for {space}: {secret} — copy it now into the agents' tool, initiation and Custom LLM "
+                "settings; it is not stored and cannot be shown again. Revoke the old one once they use it.",
+                messages.WARNING,
+            )
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        forget_lookups()
+
+
+@admin.register(Agent)
+class AgentAdmin(SpaceScopedAdmin):
+    list_display = ["agent_id", "name", "space", "created_at"]
+    search_fields = ["agent_id", "name"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "space":
+            kwargs["queryset"] = restrict_to_visible(Space.objects.all(), request.user, field="pk")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        forget_lookups()
+
+
+@admin.register(SpaceSecret)
+class SpaceSecretAdmin(SpaceScopedAdmin):
+    """Issued from the space's page (shown once); revoked here."""
+
+    list_display = ["prefix", "space", "label", "created_at", "revoked_at"]
+    fields = ["space", "prefix", "label", "created_at", "revoked_at"]
+    readonly_fields = ["space", "prefix", "created_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke the selected secrets", permissions=["change"])
+    def revoke(self, request, queryset):
+        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        forget_lookups()
+        self.message_user(request, f"Revoked {revoked} secrets (other processes stop accepting them within seconds).")
+
+
 @admin.register(CallerIdentity)
-class CallerIdentityAdmin(admin.ModelAdmin):
-    list_display = ["phone_number", "user_id", "calls", "last_seen_at", "created_at"]
+class CallerIdentityAdmin(SpaceScopedAdmin):
+    list_display = ["phone_number", "space", "user_id", "calls", "last_seen_at", "created_at"]
     search_fields = ["phone_number", "=user_id"]
     readonly_fields = ["created_at"]
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(SpaceScopedAdmin):
     list_display = [
         "id",
         "event_type",
         "conversation_id",
+        "space",
         "user_id",
         "status",
         "attempts",

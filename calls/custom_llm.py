@@ -1,7 +1,9 @@
 """ElevenLabs' Custom LLM: an OpenAI-compatible `POST /v1/chat/completions` that adds the caller's memories.
 
 ElevenLabs calls the agent's LLM for every turn. Pointed here, each turn:
-1. is authenticated by the agent's Custom LLM API key (`Authorization: Bearer`, ELEVENLABS_LLM_SECRETS);
+1. is authenticated by the agent's Custom LLM API key (`Authorization: Bearer`: ELEVENLABS_LLM_SECRETS for the
+   default space, or a space's own secret), and admitted to that space when it names its agent
+   (`elevenlabs_extra_body.agent_id` or a `memory_agent_id: {{system__agent_id}}` line; calls.spaces);
 2. names its caller (calls.payloads.llm_caller: the request's `user_id`, `elevenlabs_extra_body.user_id`, or a
    `memory_user_id: …` line in the system prompt, where `{{user_id}}` is a dynamic variable);
 3. gets the memories relevant to the latest user message (memories.query, in a worker thread, within
@@ -31,8 +33,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from calls import payloads
+from calls.spaces import Admission, admit, admit_by_environment
 from core.access import SecretPolicy
 from core.json_input import JSONInputError, load_json
+from memories.owners import Owner, OwnerError
 from memories.query import query_memories
 
 logger = logging.getLogger(__name__)
@@ -58,24 +62,44 @@ def failure(status: int, message: str, kind: str = "invalid_request_error") -> O
     return Outcome(status, {"error": {"message": message, "type": kind, "param": None, "code": None}})
 
 
+ADMISSION_KINDS = {401: "authentication_error", 403: "permission_error"}
+
+
+async def admission(request: HttpRequest, body: object) -> Admission:
+    """The turn's space (calls.spaces), looked up in a worker thread only when the database is needed."""
+    agent_id = payloads.llm_agent(body) if isinstance(body, dict) else ""
+    quick = admit_by_environment(request, LLM_SECRET, agent_id)
+    if quick is not None:
+        return quick
+    return await sync_to_async(admit_in_thread, thread_sensitive=False)(request, agent_id)
+
+
+def admit_in_thread(request: HttpRequest, agent_id: str) -> Admission:
+    close_old_connections()
+    try:
+        return admit(request, LLM_SECRET, agent_id)
+    finally:
+        close_old_connections()
+
+
 async def complete(request: HttpRequest, raw_body: bytes) -> Outcome:
     """One turn: authenticate, add the caller's memories, forward, and answer (a stream, usually)."""
-    refusal = LLM_SECRET.check(request)
-    if refusal is not None:
-        kind = "authentication_error" if refusal.status_code == 401 else "server_error"
-        return failure(refusal.status_code, json.loads(refusal.content)["error"], kind)
     try:
-        body = load_json(raw_body or b"null")
-    except JSONInputError as problem:
-        return failure(400, f"The body must be JSON: {problem}.")
-    problem = payloads.chat_request_problem(body)
+        body, problem = load_json(raw_body or b"null"), ""
+    except JSONInputError as error:
+        body, problem = None, f"The body must be JSON: {error}."
+    admitted = await admission(request, body)
+    if admitted.refused:
+        return failure(admitted.status, admitted.message, ADMISSION_KINDS.get(admitted.status, "server_error"))
+    problem = problem or payloads.chat_request_problem(body)
     if problem:
         return failure(400, problem)
 
     forwarded = payloads.forwardable_chat_request(body)
     user_id, question = payloads.llm_caller(body), payloads.latest_user_message(body)
-    if user_id and question:
-        memories = await recall(user_id, question)
+    owner = caller_owner(admitted.space_id, user_id)
+    if owner is not None and question:
+        memories = await recall(owner, question)
         if memories:
             forwarded["messages"] = payloads.with_system_note(forwarded["messages"], memory_note(memories))
     if settings.CUSTOM_LLM_MODEL:
@@ -140,11 +164,19 @@ async def relay(opened, upstream_response) -> AsyncIterator[bytes]:
         await opened.__aexit__(None, None, None)
 
 
-async def recall(user_id: str, question: str) -> list[str]:
+def caller_owner(space_id: int, user_id: str) -> Owner | None:
+    """The caller in the turn's space; None when the request names no usable user id (then: no memories)."""
+    try:
+        return Owner(space_id, user_id)
+    except OwnerError:
+        return None
+
+
+async def recall(owner: Owner, question: str) -> list[str]:
     """The caller's memories for `question`, or [] when retrieval fails or takes longer than its budget."""
     budget = settings.CUSTOM_LLM_MEMORY_BUDGET_SECONDS
     try:
-        return await asyncio.wait_for(sync_to_async(memories_for, thread_sensitive=False)(user_id, question), budget)
+        return await asyncio.wait_for(sync_to_async(memories_for, thread_sensitive=False)(owner, question), budget)
     except TimeoutError:
         logger.warning("memories skipped: retrieval over its budget", extra={"budget_seconds": budget})
     except Exception as error:  # never fail a turn for its memories
@@ -152,12 +184,12 @@ async def recall(user_id: str, question: str) -> list[str]:
     return []
 
 
-def memories_for(user_id: str, question: str) -> list[str]:
+def memories_for(owner: Owner, question: str) -> list[str]:
     """In a worker thread: its own database connection, checked before and after like a request's."""
     close_old_connections()
     try:
         result = query_memories(
-            user_id, question[: settings.MEMORY_QUERY_MAX_CHARS], limit=settings.CUSTOM_LLM_MEMORIES, deadline=None
+            owner, question[: settings.MEMORY_QUERY_MAX_CHARS], limit=settings.CUSTOM_LLM_MEMORIES, deadline=None
         )
         return [item.memory.text for item in result.memories]
     finally:

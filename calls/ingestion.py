@@ -28,8 +28,10 @@ from calls.extraction import extract_memories_from_transcript
 from calls.identity import resolve_caller
 from calls.llm_extraction import ExtractedFact, extract_with_llm
 from calls.models import WebhookEvent
+from calls.spaces import space_of_agent
 from embeddings.errors import EmbeddingProviderError
-from memories.models import MemoryLink
+from memories.models import MemoryLink, Space
+from memories.owners import Owner
 from memories.reinforcement import reinforce
 from memories.services import PreparedMemory, link_memories, prepare_memories, store_memories, supersede_memory
 
@@ -44,9 +46,13 @@ class ClaimLost(Exception):
     """The event's lease ran out and another worker claimed it: this worker's work is dropped."""
 
 
+class NoSpace(Exception):
+    """The event's agent is registered to no memory space (and the default space takes no unregistered agents)."""
+
+
 @dataclass
 class IngestResult:
-    user_id: str
+    owner: Owner
     created: int
     reinforced: int
     superseded: int = 0
@@ -57,7 +63,7 @@ class Outcome:
     """What processing an event came to, and what should follow."""
 
     status: str
-    user_id: str = ""
+    owner: Owner | None = None
     memories_created: int = 0
     retry_in_seconds: float | None = None  # set when a transient failure should be retried
 
@@ -67,35 +73,53 @@ class PreparedCall:
     """Everything to store for one call, computed before the store's transaction: the memories, and for the last
     `len(facts)` of them (the LLM's facts) what to do with each."""
 
-    user_id: str
+    owner: Owner
     memories: list[PreparedMemory]
     facts: list[ExtractedFact] = field(default_factory=list)
 
 
-def post_call_user(data: dict) -> str | None:
-    """The user a post-call transcription is about: our user id if the call carries it, else the caller's
-    phone number through the identity table (a new number gets a new user)."""
-    caller = resolve_caller(payloads.post_call_caller(data), record_call=False)
-    return caller.user_id if caller else None
+def post_call_user(space_id: int, data: dict) -> Owner | None:
+    """The user a post-call transcription is about, in space `space_id`: our user id if the call carries it, else
+    the caller's phone number through the space's identities (a new number gets a new user)."""
+    caller = resolve_caller(space_id, payloads.post_call_caller(data), record_call=False)
+    return caller.owner if caller else None
 
 
-def prepare_call(payload: dict) -> PreparedCall | None:
+def event_space(event: WebhookEvent) -> int:
+    """The event's space: recorded when it arrived, else its agent's space now (registered since); NoSpace."""
+    space_id = event.space_id or space_of_agent(event.agent_id)
+    if space_id is None:
+        raise NoSpace(
+            f"agent {event.agent_id or '(none)'} is registered to no memory space: register it in the admin "
+            "(Agents), then replay this event"
+        )
+    return space_id
+
+
+def prepare_call(space_id: int, payload: dict) -> PreparedCall | None:
     """Who called and what to remember, embedded; None when the payload names no caller. No transaction."""
     data = payloads.event_data(payload)
-    user_id = post_call_user(data)
-    if user_id is None:
+    owner = post_call_user(space_id, data)
+    if owner is None:
         return None
     items = extract_memories_from_transcript(data)
-    facts = extract_with_llm(user_id, data) if settings.EXTRACTION_LLM_MODEL else []
+    model = extraction_model(space_id)
+    facts = extract_with_llm(owner, data, model) if model else []
     stored_facts = [fact for fact in facts if fact.action != "reinforce"]
-    return PreparedCall(user_id, prepare_memories([*items, *(fact.memory for fact in stored_facts)]), facts)
+    return PreparedCall(owner, prepare_memories([*items, *(fact.memory for fact in stored_facts)]), facts)
+
+
+def extraction_model(space_id: int) -> str:
+    """The LLM that extracts facts from the space's calls (its own, else EXTRACTION_LLM_MODEL); empty: none."""
+    own = Space.objects.filter(pk=space_id).values_list("extraction_model", flat=True).first()
+    return own or settings.EXTRACTION_LLM_MODEL
 
 
 def store_call(call: PreparedCall) -> IngestResult:
     """Store a prepared call (inside the caller's transaction)."""
-    stored = store_memories(call.user_id, call.memories, link_together=True)
+    stored = store_memories(call.owner, call.memories, link_together=True)
     result = IngestResult(
-        user_id=call.user_id,
+        owner=call.owner,
         created=sum(item.created for item in stored),
         reinforced=sum(not item.created for item in stored),
     )
@@ -139,7 +163,8 @@ def process_webhook_event(event_id: int) -> Outcome:
         status = WebhookEvent.objects.filter(pk=event_id).values_list("status", flat=True).first()
         return Outcome(status=status or "missing")
     try:
-        call = prepare_call(event.payload or {})
+        event.space_id = event_space(event)
+        call = prepare_call(event.space_id, event.payload or {})
         with transaction.atomic():
             if not _still_claimed(event):
                 raise ClaimLost
@@ -148,6 +173,10 @@ def process_webhook_event(event_id: int) -> Outcome:
     except ClaimLost:
         logger.warning("post-call event claimed by another worker meanwhile", extra={"event_id": event.pk})
         return Outcome(status=LOST_CLAIM)
+    except NoSpace as problem:  # nothing to retry until an operator registers the agent (then: replay)
+        logger.error("post-call event of an agent without a space", extra={"event_id": event.pk})
+        _release(event, WebhookEvent.Status.FAILED, str(problem))
+        return Outcome(status=WebhookEvent.Status.FAILED)
     except TRANSIENT_ERRORS as error:
         return _retry_or_fail(event, error)
     except Exception as error:  # a bug or a payload we cannot handle: keep the event, mark it failed
@@ -158,7 +187,8 @@ def process_webhook_event(event_id: int) -> Outcome:
         "post-call event processed",
         extra={"event_id": event.pk, "status": event.status, "memories_created": event.memories_created},
     )
-    return Outcome(status=event.status, user_id=event.user_id, memories_created=event.memories_created)
+    owner = Owner(event.space_id, event.user_id) if event.user_id else None
+    return Outcome(status=event.status, owner=owner, memories_created=event.memories_created)
 
 
 def _still_claimed(event: WebhookEvent) -> bool:
@@ -176,7 +206,7 @@ def _finish(event: WebhookEvent, result: IngestResult | None) -> None:
         event.last_error = "no caller identity: neither a user id nor a phone number in the payload"
     else:
         event.status = WebhookEvent.Status.PROCESSED
-        event.user_id = result.user_id
+        event.user_id = result.owner.user_id
         event.memories_created = result.created
         event.memories_reinforced = result.reinforced
         event.last_error = ""
@@ -186,6 +216,7 @@ def _finish(event: WebhookEvent, result: IngestResult | None) -> None:
     event.save(
         update_fields=[
             "status",
+            "space",
             "user_id",
             "memories_created",
             "memories_reinforced",

@@ -15,6 +15,7 @@ from calls.identity import resolve_caller
 from embeddings.prewarm import prewarm_in_background, prewarmed_vectors
 from memories.answers import when
 from memories.models import Memory
+from memories.owners import Owner
 from memories.search import RESULT_FIELDS
 from memories.search_backends import get_search_backend
 
@@ -28,19 +29,19 @@ class InitiationMemories:
     uncached_queries: list[str]
 
 
-def query_memories_for_initiation(user_id: str) -> InitiationMemories:
+def query_memories_for_initiation(owner: Owner) -> InitiationMemories:
     """The user's memories for the enabled prewarm queries plus the most salient recent ones, deduplicated,
     formatted one per line and cut to INITIATION_CONTEXT_MAX_CHARS (whole lines only)."""
     vectors, uncached = prewarmed_vectors()
     chosen: dict[int, Memory] = {}
     per_query = settings.INITIATION_MEMORIES_PER_QUERY
     if per_query and vectors:
-        matches = get_search_backend().search_many(list(vectors.values()), user_id, per_query)
+        matches = get_search_backend().search_many(list(vectors.values()), owner, per_query)
         wanted = list(dict.fromkeys(match.memory_id for per_vector in matches for match in per_vector))
-        found = Memory.objects.for_user(user_id).only(*RESULT_FIELDS).in_bulk(wanted)
+        found = Memory.objects.for_user(owner).only(*RESULT_FIELDS).in_bulk(wanted)
         chosen.update((pk, found[pk]) for pk in wanted if pk in found)
     salient = (
-        Memory.objects.for_user(user_id)
+        Memory.objects.for_user(owner)
         .current()
         .only(*RESULT_FIELDS)
         .order_by("-salience", "-occurred_at", "-id")[: settings.INITIATION_SALIENT_MEMORIES]
@@ -74,12 +75,12 @@ def default_answer(user_id: str = "") -> dict:
     return payloads.initiation_response(variables, user_id=user_id)
 
 
-def initiation_answer(body: dict) -> dict:
-    """The full answer for an initiation request body (already authenticated)."""
-    caller = resolve_caller(payloads.initiation_caller(body))
+def initiation_answer(space_id: int, body: dict) -> dict:
+    """The full answer for an initiation request body (already admitted to space `space_id`)."""
+    caller = resolve_caller(space_id, payloads.initiation_caller(body))
     if caller is None:
         return default_answer()
-    found = query_memories_for_initiation(caller.user_id)
+    found = query_memories_for_initiation(caller.owner)
     if found.uncached_queries:
         logger.warning("prewarm queries not cached at call start", extra={"queries": found.uncached_queries})
         prewarm_in_background()

@@ -12,16 +12,22 @@ from django.db.models.functions import Cast
 from calls.models import CallerIdentity, WebhookEvent
 from calls.payloads import PHONE_PATHS, USER_ID_PATHS
 from core.admin_log import redact_log_entries
+from memories.owners import Owner
 
 
-def events_of(user_id: str) -> QuerySet[WebhookEvent]:
-    """The user's events, including those not processed yet (whose user_id field is still empty): matched on the
-    user id the payload carries, or on the caller's phone numbers (E.164, with or without +)."""
-    phones = list(CallerIdentity.objects.filter(user_id=user_id).values_list("phone_number", flat=True))
+def identities_of(owner: Owner) -> QuerySet[CallerIdentity]:
+    return CallerIdentity.objects.filter(space_id=owner.space_id, user_id=owner.user_id)
+
+
+def events_of(owner: Owner) -> QuerySet[WebhookEvent]:
+    """The user's events in their space, including those not processed yet (whose user_id field is still empty):
+    matched on the user id the payload carries, or on the caller's phone numbers (E.164, with or without +)."""
+    user_id = owner.user_id
+    phones = list(identities_of(owner).values_list("phone_number", flat=True))
     forms = phones + [phone.lstrip("+") for phone in phones]
     user_fields = [f"user_{position}" for position in range(len(USER_ID_PATHS))]
     phone_fields = [f"phone_{position}" for position in range(len(PHONE_PATHS))]
-    events = WebhookEvent.objects.annotate(
+    events = WebhookEvent.objects.filter(space_id=owner.space_id).annotate(
         **{name: _json_text(path) for name, path in zip(user_fields, USER_ID_PATHS, strict=True)},
         **{name: _json_text(path) for name, path in zip(phone_fields, PHONE_PATHS, strict=True)},
     )
@@ -34,14 +40,14 @@ def events_of(user_id: str) -> QuerySet[WebhookEvent]:
     return WebhookEvent.objects.filter(pk__in=list(events.filter(about_user).values_list("pk", flat=True)))
 
 
-def forget_webhook_events(user_id: str) -> int:
-    event_ids = list(events_of(user_id).values_list("pk", flat=True))
+def forget_webhook_events(owner: Owner) -> int:
+    event_ids = list(events_of(owner).values_list("pk", flat=True))
     redact_log_entries(WebhookEvent, event_ids)
     return WebhookEvent.objects.filter(pk__in=event_ids).delete()[0]
 
 
-def forget_caller_identities(user_id: str) -> int:
-    identities = CallerIdentity.objects.filter(user_id=user_id)
+def forget_caller_identities(owner: Owner) -> int:
+    identities = identities_of(owner)
     redact_log_entries(CallerIdentity, identities.values_list("pk", flat=True))
     return identities.delete()[0]
 
@@ -62,14 +68,14 @@ EXPORTED_EVENT_FIELDS = (
 )
 
 
-def export_webhook_events(user_id: str) -> list[dict]:
+def export_webhook_events(owner: Owner) -> list[dict]:
     """The user's events as metadata (what was received when, and what came of it), never the transcript: the
     memories made from it are exported beside."""
-    return list(events_of(user_id).order_by("received_at", "pk").values(*EXPORTED_EVENT_FIELDS))
+    return list(events_of(owner).order_by("received_at", "pk").values(*EXPORTED_EVENT_FIELDS))
 
 
-def export_caller_identities(user_id: str) -> list[dict]:
-    rows = CallerIdentity.objects.filter(user_id=user_id).order_by("created_at")
+def export_caller_identities(owner: Owner) -> list[dict]:
+    rows = identities_of(owner).order_by("created_at")
     return list(rows.values("phone_number", "calls", "created_at", "last_seen_at"))
 
 

@@ -15,6 +15,7 @@ from django.conf import settings
 from calls import payloads
 from embeddings.generation import generate_embedding
 from memories.models import Memory
+from memories.owners import Owner
 from memories.search import vector_search
 from memories.sectors import Sector
 from memories.services import NewMemory
@@ -71,27 +72,27 @@ def build_client() -> openai.OpenAI:
     )
 
 
-def related_memories(user_id: str, caller_text: str) -> list[Memory]:
+def related_memories(owner: Owner, caller_text: str) -> list[Memory]:
     """The user's derived memories and notes nearest the call: what the model may reinforce or supersede (the
     caller's own words are kept whatever the model thinks of them)."""
     if not caller_text.strip():
         return []
     embedding = generate_embedding(caller_text[: settings.EMBEDDING_MAX_INPUT_CHARS])
-    nearest = vector_search(embedding, user_id, limit=RELATED_MEMORIES * 3)
+    nearest = vector_search(embedding, owner, limit=RELATED_MEMORIES * 3)
     return [item.memory for item in nearest if item.memory.kind != Memory.Kind.UTTERANCE][:RELATED_MEMORIES]
 
 
-def extract_with_llm(user_id: str, data: dict) -> list[ExtractedFact]:
-    """Facts of the call with what to do with each; raises openai.APIError on provider failure."""
+def extract_with_llm(owner: Owner, data: dict, model: str) -> list[ExtractedFact]:
+    """Facts of the call, by LLM `model`, with what to do with each; raises openai.APIError on provider failure."""
     conversation_id = payloads.conversation_id(data)
     started = payloads.call_started_at(data)
     transcript = payloads.transcript_lines(data)
     lines = [f"[{line.index}] {line.speaker}: {line.text}" for line in transcript]
     caller_text = " ".join(line.text for line in transcript if line.speaker == "caller")
-    existing = related_memories(user_id, caller_text)
+    existing = related_memories(owner, caller_text)
     existing_block = "\n".join(f"#{memory.pk}: {memory.text}" for memory in existing) or "(none)"
     response = build_client().chat.completions.create(
-        model=settings.EXTRACTION_LLM_MODEL,
+        model=model,
         messages=[
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": f"EXISTING MEMORIES:\n{existing_block}\n\nTRANSCRIPT:\n" + "\n".join(lines)},
@@ -127,7 +128,7 @@ def extract_with_llm(user_id: str, data: dict) -> list[ExtractedFact]:
                     source_conversation_id=conversation_id,
                     source_turns=turns,
                     occurred_at=started,
-                    metadata={"extracted_by": settings.EXTRACTION_LLM_MODEL},
+                    metadata={"extracted_by": model},
                 ),
                 action=action,
                 target=target,

@@ -3,15 +3,74 @@
 Both tables predate this app (they were created by the memories app), so they keep their names.
 """
 
+import hashlib
+import secrets
+
 from django.db import models
 from django.utils import timezone
+
+from memories.models import Space
+from memories.owners import DEFAULT_SPACE_ID
+
+SECRET_PREFIX = "msk_"
+
+
+def secret_digest(secret: bytes | str) -> str:
+    """What is stored of a space secret: its SHA-256 (the secrets are random, so a fast hash is enough)."""
+    return hashlib.sha256(secret.encode() if isinstance(secret, str) else secret).hexdigest()
+
+
+class Agent(models.Model):
+    """An ElevenLabs agent (its `agent_id`) and the memory space its callers are remembered in."""
+
+    agent_id = models.CharField(max_length=128, unique=True, help_text="As ElevenLabs shows it: agent_…")
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="agents")
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["space", "agent_id"]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.agent_id} ({self.space})"
+
+
+class SpaceSecret(models.Model):
+    """A secret that opens one space's ElevenLabs endpoints (the tools, the initiation webhook, the Custom LLM).
+
+    Only its SHA-256 is stored: the secret itself is shown once, when it is issued (the admin's "Issue a new
+    secret"), and cannot be read back. Rotation without downtime: issue a new one, switch the agents to it, then
+    revoke the old one. The default space also accepts the environment's secrets (ELEVENLABS_*_SECRETS).
+    """
+
+    space = models.ForeignKey(Space, on_delete=models.CASCADE, related_name="secrets")
+    label = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=16, editable=False, help_text="The secret's first characters, to tell it.")
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["space", "-created_at"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"{self.prefix}… ({self.space}, {state})"
+
+    @classmethod
+    def issue(cls, space: Space, label: str = "") -> tuple["SpaceSecret", str]:
+        """A new secret for `space`: the row, and the secret itself (to show once; it is not stored)."""
+        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+        row = cls.objects.create(space=space, label=label, prefix=secret[:12], digest=secret_digest(secret))
+        return row, secret
 
 
 class CallerIdentity(models.Model):
     """A caller's phone number (E.164) and the user id we know them by."""
 
-    phone_number = models.CharField(max_length=32, unique=True)
-    user_id = models.CharField(max_length=128, db_index=True)
+    space = models.ForeignKey(Space, on_delete=models.PROTECT, default=DEFAULT_SPACE_ID, related_name="+")
+    phone_number = models.CharField(max_length=32)
+    user_id = models.CharField(max_length=128)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
     calls = models.PositiveIntegerField(default=0)
@@ -19,6 +78,11 @@ class CallerIdentity(models.Model):
     class Meta:
         db_table = "memories_calleridentity"
         verbose_name_plural = "caller identities"
+        constraints = [
+            # One number is one user within a space; the same number in two spaces is two users.
+            models.UniqueConstraint(fields=["space", "phone_number"], name="calleridentity_unique_space_phone")
+        ]
+        indexes = [models.Index(fields=["space", "user_id"], name="calleridentity_owner")]
 
     def __str__(self) -> str:
         return f"{self.phone_number} -> {self.user_id}"
@@ -51,7 +115,15 @@ class WebhookEvent(models.Model):
     event_type = models.CharField(max_length=64, db_index=True)
     conversation_id = models.CharField(max_length=128, blank=True, db_index=True)
     agent_id = models.CharField(max_length=128, blank=True)
-    user_id = models.CharField(max_length=128, blank=True, db_index=True)
+    space = models.ForeignKey(
+        Space,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The space of the event's agent; empty while the agent is registered to no space.",
+    )
+    user_id = models.CharField(max_length=128, blank=True)
     dedupe_key = models.CharField(max_length=200, unique=True, editable=False)
     event_timestamp = models.DateTimeField(null=True, blank=True)
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -75,7 +147,10 @@ class WebhookEvent(models.Model):
     class Meta:
         db_table = "memories_webhookevent"
         ordering = ["-received_at", "-id"]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="webhookevent_due")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhookevent_due"),
+            models.Index(fields=["space", "user_id"], name="webhookevent_owner"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.conversation_id or self.body_sha256[:12]} ({self.status})"

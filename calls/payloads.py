@@ -229,6 +229,17 @@ def tool_caller(body: dict) -> tuple[object, object]:
     return (None if user_id in (None, "") else user_id), phone
 
 
+def request_agent_id(body: dict) -> str:
+    """The ElevenLabs agent a request comes from: the initiation's `agent_id`, or a tool's `agent_id` /
+    `system__agent_id` property (the dynamic variable); empty when it does not say. What is not a plausible agent
+    id (not text, too long) is treated as absent; the space's secret still decides."""
+    for name in ("agent_id", "system__agent_id"):
+        value = body.get(name)
+        if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
+            return value.strip()
+    return ""
+
+
 def tool_conversation_id(body: dict) -> str:
     """The conversation a tool call happens in, when the tool sends it (dynamic variable
     `system__conversation_id`); empty otherwise."""
@@ -241,6 +252,7 @@ def tool_conversation_id(body: dict) -> str:
 # ElevenLabs adds these to the OpenAI request; they are ours to read, not the upstream LLM's.
 ELEVENLABS_CHAT_FIELDS = ("user_id", "elevenlabs_extra_body")
 MEMORY_USER_LINE = re.compile(r"memory_user_id\s*[:=]\s*([A-Za-z0-9_.:+-]{1,128})")
+MEMORY_AGENT_LINE = re.compile(r"memory_agent_id\s*[:=]\s*([A-Za-z0-9_.:+-]{1,128})")
 
 
 def chat_request_problem(body: object) -> str:
@@ -274,6 +286,20 @@ def llm_caller(body: dict) -> str:
     for message in body.get("messages", []):
         if isinstance(message, dict) and message.get("role") == "system":
             found = MEMORY_USER_LINE.search(_message_text(message))
+            if found:
+                return found.group(1)
+    return ""
+
+
+def llm_agent(body: dict) -> str:
+    """The agent of a Custom LLM request: `elevenlabs_extra_body.agent_id`, or a `memory_agent_id:
+    {{system__agent_id}}` line in a system message; empty if none."""
+    value = _dict(body.get("elevenlabs_extra_body")).get("agent_id")
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
+        return value.strip()
+    for message in body.get("messages", []):
+        if isinstance(message, dict) and message.get("role") == "system":
+            found = MEMORY_AGENT_LINE.search(_message_text(message))
             if found:
                 return found.group(1)
     return ""

@@ -39,8 +39,8 @@ def process_webhook_event_task(event_id: int) -> str:
     outcome = process_webhook_event(event_id)
     if outcome.retry_in_seconds is not None:
         queue_processing_by_id(event_id, delay_seconds=outcome.retry_in_seconds)
-    if outcome.memories_created:
-        schedule_user_index_if_needed(outcome.user_id)
+    if outcome.memories_created and outcome.owner is not None:
+        schedule_user_index_if_needed(outcome.owner)
     return outcome.status
 
 

@@ -20,12 +20,14 @@ from calls import payloads
 from calls.identity import remembering_user_id, tool_user_id
 from calls.initiation import default_answer, initiation_answer
 from calls.signatures import SignatureError
+from calls.spaces import Admission, admit
 from calls.webhooks import BadPayload, BodyTooLarge, parse_event, quarantine_event, read_verified_body, store_event
-from core.access import SecretPolicy, require_secret
+from core.access import SecretPolicy
 from core.json_input import JSONInputError, load_json
 from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
 from memories.models import Memory
+from memories.owners import Owner
 from memories.query import query_memories
 from memories.serializers import MemoryQuerySerializer, RememberSerializer, first_error
 from memories.services import MemoryInputError, NewMemory, create_memory
@@ -61,12 +63,32 @@ def parse_tool_body(request: HttpRequest) -> dict:
     return payloads.unwrap_tool_body(body)
 
 
-def validated_query(body: dict) -> tuple[dict | None, str]:
+def refusal(admission: Admission) -> JsonResponse:
+    return error(admission.status, admission.message)
+
+
+def admitted_tool_call(request: HttpRequest) -> tuple[dict | None, Admission | None, JsonResponse | None]:
+    """A tool call's JSON properties and its space, or the answer that refuses it (bad body, secret, agent)."""
+    try:
+        body = parse_tool_body(request)
+    except ValueError as problem:
+        body = None
+        admission = admit(request, TOOL_SECRET)
+        if admission.refused:
+            return None, None, refusal(admission)
+        return None, None, error(400, f"Bad request: {problem}.")
+    admission = admit(request, TOOL_SECRET, payloads.request_agent_id(body))
+    if admission.refused:
+        return None, None, refusal(admission)
+    return body, admission, None
+
+
+def validated_query(space_id: int, body: dict) -> tuple[dict | None, str]:
     user_field, phone_field = payloads.tool_caller(body)
     if phone_field is not None and not isinstance(phone_field, str):
         return None, "system__caller_id: must be a string."
     data = {key: body[key] for key in ("query", "sectors", "limit") if key in body}
-    user_id = tool_user_id(user_field, phone_field)
+    user_id = tool_user_id(space_id, user_field, phone_field)
     if user_id is not None:
         data["user_id"] = user_id
     serializer = MemoryQuerySerializer(data=data)
@@ -77,20 +99,17 @@ def validated_query(body: dict) -> tuple[dict | None, str]:
 
 @csrf_exempt
 @require_POST
-@require_secret(TOOL_SECRET)
 def memory_query_tool(request: HttpRequest) -> JsonResponse:
-    try:
-        body = parse_tool_body(request)
-    except ValueError as problem:
-        return error(400, f"Bad request: {problem}.")
+    body, admission, refused = admitted_tool_call(request)
+    if refused is not None:
+        return refused
     deadline = time.monotonic() + settings.TOOL_TIME_BUDGET_SECONDS
-    params, problem = validated_query(body)
+    params, problem = validated_query(admission.space_id, body)
     if params is None:
         return error(400, f"Bad request: {problem}")
+    owner = Owner(admission.space_id, params["user_id"])
     try:
-        result = query_memories(
-            params["user_id"], params["query"], params["sectors"] or None, params["limit"], deadline=deadline
-        )
+        result = query_memories(owner, params["query"], params["sectors"] or None, params["limit"], deadline=deadline)
     except EmbeddingInputError as problem:
         return error(400, f"Bad request: {problem}.")
     except (EmbeddingProviderError, DatabaseError) as problem:
@@ -101,7 +120,7 @@ def memory_query_tool(request: HttpRequest) -> JsonResponse:
     return response
 
 
-def validated_fact(body: dict) -> tuple[dict | None, str]:
+def validated_fact(space_id: int, body: dict) -> tuple[dict | None, str]:
     user_field, phone_field = payloads.tool_caller(body)
     if phone_field is not None and not isinstance(phone_field, str):
         return None, "system__caller_id: must be a string."
@@ -109,7 +128,7 @@ def validated_fact(body: dict) -> tuple[dict | None, str]:
         if body.get(name) is not None and not isinstance(body[name], str):
             return None, f"{name}: must be a string."
     data = {key: body[key] for key in ("text", "sector") if key in body and body[key] not in (None, "")}
-    user_id = remembering_user_id(user_field, phone_field)
+    user_id = remembering_user_id(space_id, user_field, phone_field)
     if user_id is not None:
         data["user_id"] = user_id
     serializer = RememberSerializer(data=data)
@@ -120,16 +139,14 @@ def validated_fact(body: dict) -> tuple[dict | None, str]:
 
 @csrf_exempt
 @require_POST
-@require_secret(TOOL_SECRET)
 def memory_remember_tool(request: HttpRequest) -> JsonResponse:
     """The remember tool: the agent stores a fact the caller just gave, at once (deduplicated and linked like any
     memory), so the next memory query of the same call finds it. Within the tool's time budget."""
-    try:
-        body = parse_tool_body(request)
-    except ValueError as problem:
-        return error(400, f"Bad request: {problem}.")
+    body, admission, refused = admitted_tool_call(request)
+    if refused is not None:
+        return refused
     deadline = time.monotonic() + settings.TOOL_TIME_BUDGET_SECONDS
-    params, problem = validated_fact(body)
+    params, problem = validated_fact(admission.space_id, body)
     if params is None:
         return error(400, f"Bad request: {problem}")
     new = NewMemory(
@@ -140,7 +157,7 @@ def memory_remember_tool(request: HttpRequest) -> JsonResponse:
         metadata={"source": "remember tool"},
     )
     try:
-        stored = create_memory(params["user_id"], new, deadline=deadline)
+        stored = create_memory(Owner(admission.space_id, params["user_id"]), new, deadline=deadline)
     except (MemoryInputError, EmbeddingInputError) as problem:
         return error(400, f"Bad request: {problem}.")
     except (EmbeddingProviderError, DatabaseError) as problem:
@@ -153,19 +170,27 @@ def memory_remember_tool(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt
 @require_POST
-@require_secret(INITIATION_SECRET)
 def conversation_initiation_webhook(request: HttpRequest) -> JsonResponse:
     """ElevenLabs asks who is calling (Twilio/SIP) while the phone rings.
 
-    Authenticated by a secret header. Once authenticated, the answer is always 200 with a value for every
-    dynamic variable: an internal error must not fail the call, so it is logged and answered with defaults.
+    Authenticated by a secret header, whose space must be the agent's (calls.spaces). Once admitted, the answer
+    is always 200 with a value for every dynamic variable: an internal error must not fail the call, so it is
+    logged and answered with defaults.
     """
     try:
         body = load_json(request.body or b"{}")
     except JSONInputError:
         body = {}
+    body = body if isinstance(body, dict) else {}
     try:
-        answer = initiation_answer(body if isinstance(body, dict) else {})
+        admission = admit(request, INITIATION_SECRET, payloads.request_agent_id(body))
+    except DatabaseError:
+        logger.exception("conversation initiation could not check its space; answering defaults")
+        return JsonResponse(default_answer())
+    if admission.refused:
+        return refusal(admission)
+    try:
+        answer = initiation_answer(admission.space_id, body)
     except Exception:
         logger.exception("conversation initiation failed; answering defaults")
         answer = default_answer()

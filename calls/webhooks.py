@@ -21,6 +21,7 @@ from calls import payloads, tasks
 from calls.models import WebhookEvent
 from calls.payloads import Envelope, EventType
 from calls.signatures import StreamingVerifier, parse_signature_header
+from calls.spaces import space_of_agent
 from core.json_input import JSONInputError, load_json
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def store_event(parsed: Envelope, body: VerifiedBody) -> tuple[WebhookEvent, boo
                 event_type=parsed.event_type,
                 conversation_id=parsed.conversation_id,
                 agent_id=parsed.agent_id,
+                space_id=space_of_agent(parsed.agent_id),
                 dedupe_key=dedupe_key,
                 event_timestamp=parsed.event_timestamp,
                 status=status,

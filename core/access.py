@@ -51,9 +51,7 @@ class SecretPolicy:
             if self.allow_staff:
                 return JsonResponse({"error": self.denied}, status=401)
             return JsonResponse({"error": self.not_configured}, status=503)
-        offered = header_bytes(request, self.header()) if self.header() else None
-        if not offered:
-            offered = bearer_token(request)
+        offered = offered_secret(request, self.header())
         if offered and matches_any(offered, secrets):
             return None
         return JsonResponse({"error": self.denied}, status=401)
@@ -71,6 +69,12 @@ def require_secret(policy: SecretPolicy) -> Callable:
         return guarded
 
     return decorate
+
+
+def offered_secret(request: HttpRequest, header: str | None) -> bytes | None:
+    """The secret a request carries: in `header` when given and present, else as `Authorization: Bearer`."""
+    offered = header_bytes(request, header) if header else None
+    return offered or bearer_token(request)
 
 
 def header_bytes(request: HttpRequest, name: str) -> bytes | None:

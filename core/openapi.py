@@ -24,7 +24,7 @@ COMMON_ERRORS = {
     "503": "The database or the embedding provider is unavailable; retry shortly.",
 }
 BAD_REQUEST = {"400": "The request does not validate (see `errors`), or a filter or ordering is not understood."}
-NOT_FOUND = {"404": "No such object."}
+NOT_FOUND = {"404": "No such object, or no memory space of that name that you may see."}
 CONFLICT = {"409": "The change would make two current memories of the user say the same thing."}
 
 
@@ -35,7 +35,7 @@ def document_errors(result: dict, generator, request, public) -> dict:
             continue
         for method, operation in item.items():
             errors = {**BAD_REQUEST, **COMMON_ERRORS}
-            if "{" in path:
+            if "{" in path or method == "post":  # an object in the path, or a `space` in the body
                 errors.update(NOT_FOUND)
             if method == "patch":
                 errors.update(CONFLICT)

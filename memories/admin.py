@@ -13,18 +13,21 @@ from django.utils.html import format_html, format_html_join
 
 from embeddings.errors import EmbeddingError
 from embeddings.generation import generate_embedding
-from memories.models import Memory, MemoryLink, UserVectorIndex, text_fingerprint
+from memories.models import Memory, MemoryLink, Space, UserVectorIndex, text_fingerprint
+from memories.owners import Owner
 from memories.services import (
     MemoryInputError,
     NewMemory,
-    check_user_id,
     clean_text,
     create_memory,
+    delete_memory,
     forget_user,
+    owner_of,
     update_memory_fields,
 )
+from memories.spaces import may_see, restrict_to_visible, visible_space_ids
 
-ADD_FIELDS = ["user_id", "text", "kind", "sector", "salience", "occurred_at", "metadata"]
+ADD_FIELDS = ["space", "user_id", "text", "kind", "sector", "salience", "occurred_at", "metadata"]
 CHANGE_FIELDS = ["text", "sector", "salience", "metadata"]
 
 
@@ -36,8 +39,10 @@ class MemoryForm(forms.ModelForm):
         model = Memory
         fields = ADD_FIELDS
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if "space" in self.fields and request is not None:
+            self.fields["space"].queryset = restrict_to_visible(Space.objects.all(), request.user, field="pk")
         if "sector" in self.fields and self.instance.pk is None:
             self.fields["sector"].required = False
             self.fields["sector"].help_text = "Leave empty to guess it from the text."
@@ -46,8 +51,8 @@ class MemoryForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         try:
-            if self.instance.pk is None:
-                check_user_id(data.get("user_id"))
+            if self.instance.pk is None and data.get("space") is not None:
+                owner_of(data["space"].pk, data.get("user_id"))
             if "text" in data:
                 data["text"] = clean_text(data["text"])
                 self.check_not_repeating(data["text"])
@@ -63,7 +68,7 @@ class MemoryForm(forms.ModelForm):
         if self.instance.pk is None or self.instance.superseded_by_id is not None:
             return  # a new memory that repeats one reinforces it instead (the save says so)
         twin = (
-            Memory.objects.for_user(self.instance.user_id)
+            Memory.objects.for_user(self.instance.owner)
             .current()
             .filter(text_hash=text_fingerprint(text))
             .exclude(pk=self.instance.pk)
@@ -71,6 +76,46 @@ class MemoryForm(forms.ModelForm):
         )
         if twin is not None:
             raise MemoryInputError(f"memory {twin.pk} of this user already says this; delete one of the two instead")
+
+
+class SpaceScopedAdmin(admin.ModelAdmin):
+    """A list of rows that belong to spaces: staff see only the spaces they may see (memories.spaces), and the
+    space is a filter once there is more than one."""
+
+    def get_queryset(self, request):
+        return restrict_to_visible(super().get_queryset(request), request.user)
+
+    def get_list_filter(self, request):
+        filters = list(super().get_list_filter(request))
+        allowed = visible_space_ids(request.user)
+        if allowed is None or len(allowed) > 1:
+            filters.insert(0, ("space", admin.RelatedOnlyFieldListFilter))
+        return filters
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) and (obj is None or may_see(request.user, obj.space_id))
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and (obj is None or may_see(request.user, obj.space_id))
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or may_see(request.user, obj.space_id))
+
+
+@admin.register(Space)
+class SpaceAdmin(admin.ModelAdmin):
+    """Spaces themselves: superusers manage them; staff see the spaces they belong to."""
+
+    list_display = ["name", "slug", "accepts_unregistered_agents", "extraction_model", "payload_retention_days"]
+    search_fields = ["name", "slug"]
+    filter_horizontal = ["staff"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        return restrict_to_visible(super().get_queryset(request), request.user, field="pk")
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.is_default)
 
 
 class SupersededFilter(admin.SimpleListFilter):
@@ -89,12 +134,13 @@ class SupersededFilter(admin.SimpleListFilter):
 
 
 @admin.register(Memory)
-class MemoryAdmin(admin.ModelAdmin):
-    list_display = ["id", "user_id", "kind", "short_text", "sector", "salience", "access_count", "occurred_at"]
+class MemoryAdmin(SpaceScopedAdmin):
+    list_display = ["id", "space", "user_id", "kind", "short_text", "sector", "salience", "access_count", "occurred_at"]
     list_filter = ["kind", "sector", SupersededFilter, "occurred_at"]
     search_fields = ["text", "=user_id"]
     form = MemoryForm
     readonly_fields = [
+        "space",
         "user_id",
         "kind",
         "extra_sectors",
@@ -112,7 +158,16 @@ class MemoryAdmin(admin.ModelAdmin):
     actions = ["forget_users"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).defer("embedding")
+        return super().get_queryset(request).defer("embedding").select_related("space")
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class RequestForm(form):
+            def __init__(self, *args, **form_kwargs):
+                super().__init__(*args, request=request, **form_kwargs)
+
+        return RequestForm
 
     def get_fields(self, request, obj=None):
         if obj is None:
@@ -136,7 +191,7 @@ class MemoryAdmin(admin.ModelAdmin):
             occurred_at=data.get("occurred_at"),
             metadata=data.get("metadata") or {},
         )
-        stored = create_memory(data["user_id"], new)
+        stored = create_memory(Owner(data["space"].pk, data["user_id"]), new)
         if not stored.created:
             self.message_user(
                 request,
@@ -148,6 +203,13 @@ class MemoryAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         pass  # save_form wrote it
 
+    def delete_model(self, request, obj):
+        delete_memory(obj)
+
+    def delete_queryset(self, request, queryset):
+        for memory in queryset:
+            delete_memory(memory)
+
     def save_related(self, request, form, formsets, change):
         pass  # no many-to-many fields, no inlines
 
@@ -158,7 +220,9 @@ class MemoryAdmin(admin.ModelAdmin):
     @admin.display(description="links (both directions, same user only)")
     def links(self, memory: Memory) -> str:
         rows = (
-            MemoryLink.objects.filter(Q(from_memory=memory) | Q(to_memory=memory), user_id=memory.user_id)
+            MemoryLink.objects.filter(
+                Q(from_memory=memory) | Q(to_memory=memory), space_id=memory.space_id, user_id=memory.user_id
+            )
             .select_related("from_memory", "to_memory")
             .order_by("-weight")
         )
@@ -174,18 +238,18 @@ class MemoryAdmin(admin.ModelAdmin):
         description="Forget the users of the selected memories (everything about them)", permissions=["delete"]
     )
     def forget_users(self, request, queryset):
-        users = sorted(set(queryset.values_list("user_id", flat=True)))
+        users = sorted({Owner(*pair) for pair in queryset.values_list("space_id", "user_id")}, key=str)
         if request.POST.get("confirmed") == "yes":
-            for user_id in users:
-                counts = forget_user(user_id)
+            for owner in users:
+                counts = forget_user(owner)
                 summary = ", ".join(f"{count} {kind.replace('_', ' ')}" for kind, count in counts.items())
-                self.message_user(request, f"Forgot {user_id}: {summary}.", messages.SUCCESS)
+                self.message_user(request, f"Forgot {owner}: {summary}.", messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),
             "title": "Forget these users?",
-            "users": users,
-            "memory_counts": {user: Memory.objects.filter(user_id=user).count() for user in users},
+            "users": [str(owner) for owner in users],
+            "memory_counts": {str(owner): Memory.objects.for_user(owner).count() for owner in users},
             "queryset": queryset,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             "opts": self.model._meta,
@@ -194,18 +258,18 @@ class MemoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(MemoryLink)
-class MemoryLinkAdmin(admin.ModelAdmin):
-    list_display = ["from_memory", "to_memory", "weight", "reason", "user_id"]
+class MemoryLinkAdmin(SpaceScopedAdmin):
+    list_display = ["from_memory", "to_memory", "weight", "reason", "space", "user_id"]
     list_filter = ["reason"]
     search_fields = ["=user_id"]
     raw_id_fields = ["from_memory", "to_memory"]
 
 
 @admin.register(UserVectorIndex)
-class UserVectorIndexAdmin(admin.ModelAdmin):
+class UserVectorIndexAdmin(SpaceScopedAdmin):
     """Read-only: indexes are built and dropped by the worker and `manage.py sync_user_indexes`."""
 
-    list_display = ["user_id", "status", "memories_at_build", "build_seconds", "ready_at", "index_name"]
+    list_display = ["space", "user_id", "status", "memories_at_build", "build_seconds", "ready_at", "index_name"]
     list_filter = ["status"]
     search_fields = ["=user_id"]
 

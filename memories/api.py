@@ -9,7 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -18,13 +18,14 @@ from embeddings.errors import EmbeddingInputError, EmbeddingProviderError
 from memories.answers import server_timing, tool_answer
 from memories.filters import MemoryFilter, StrictFilterBackend, StrictOrderingFilter
 from memories.forget import EXPORTERS
-from memories.models import Memory, MemoryLink
+from memories.models import Memory, MemoryLink, Space
+from memories.owners import Owner, OwnerError
 from memories.query import query_memories
 from memories.serializers import (
     MemoryLinkSerializer,
-    MemoryQuerySerializer,
     MemorySerializer,
     MemoryUpdateSerializer,
+    OperatorSearchSerializer,
     first_error,
 )
 from memories.services import (
@@ -36,6 +37,7 @@ from memories.services import (
     forget_user,
     update_memory_fields,
 )
+from memories.spaces import UnknownSpace, restrict_to_visible, visible_space
 
 MAX_USER_ID_CHARS = 128
 
@@ -54,6 +56,8 @@ def api_exception_handler(exc, context):
     """DRF errors as {"detail": "<one short line>"}, plus "errors" (the field tree) for validation errors."""
     if isinstance(exc, MemoryConflict):
         exc = Conflict(str(exc))
+    elif isinstance(exc, OwnerError):
+        exc = ValidationError({"user_id": [str(exc)]})
     elif isinstance(exc, EmbeddingInputError | MemoryInputError):
         exc = ValidationError({"text": [str(exc)]})
     elif isinstance(exc, EmbeddingProviderError):
@@ -90,10 +94,25 @@ SEARCH_ANSWER = inline_serializer(
 
 
 class OperatorAPI:
-    """What every operator endpoint shares: strict filters and ordering, a throttle scope."""
+    """What every operator endpoint shares: strict filters and ordering, a throttle scope, and memory spaces: a
+    request sees only the spaces its user may see (memories.spaces), and names one with `space` (a slug; the
+    default space when absent)."""
 
     filter_backends = [StrictFilterBackend, StrictOrderingFilter]
     throttle_scope = "operator_api"
+
+    def named_space(self, slug: object) -> Space:
+        if slug is not None and not isinstance(slug, str):
+            raise ValidationError({"space": ["must be a memory space's slug"]})
+        try:
+            return visible_space(self.request.user, slug)
+        except UnknownSpace as problem:
+            raise NotFound(str(problem).capitalize() + ".") from None
+
+    def owner_in_url(self) -> Owner:
+        """The user of /api/users/<user_id>/… in the space of `?space=`."""
+        user_id = checked_user_id(self.kwargs["user_id"])
+        return Owner(self.named_space(self.request.query_params.get("space")).pk, user_id)
 
 
 class MemoryViewSet(
@@ -105,10 +124,12 @@ class MemoryViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = MemorySerializer
-    queryset = Memory.objects.defer("embedding")
     filterset_class = MemoryFilter
     ordering_fields = ["created_at", "occurred_at", "salience", "access_count", "id"]
     ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        return restrict_to_visible(Memory.objects.defer("embedding").select_related("space"), self.request.user)
 
     @extend_schema(
         description="Store a memory (embedded through the cache). 201 when new; 200 when it repeats "
@@ -120,7 +141,7 @@ class MemoryViewSet(
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         stored = create_memory(
-            data["user_id"],
+            Owner(self.named_space(request.data.get("space")).pk, data["user_id"]),
             NewMemory(
                 text=data["text"],
                 sector=data.get("sector"),
@@ -159,37 +180,41 @@ class MemoryViewSet(
     @action(detail=True, methods=["get"], filter_backends=[])
     def links(self, request: Request, pk=None) -> Response:
         memory = self.get_object()
-        links = MemoryLink.objects.filter(Q(from_memory=memory) | Q(to_memory=memory), user_id=memory.user_id).order_by(
-            "-weight", "id"
-        )
+        links = MemoryLink.objects.filter(
+            Q(from_memory=memory) | Q(to_memory=memory), space_id=memory.space_id, user_id=memory.user_id
+        ).order_by("-weight", "id")
         page = self.paginate_queryset(links)
         return self.get_paginated_response(MemoryLinkSerializer(page, many=True).data)
 
     @extend_schema(
-        request=MemoryQuerySerializer,
+        request=OperatorSearchSerializer,
         responses=SEARCH_ANSWER,
         description="The same search as the ElevenLabs memory tool, for operators; it does not reinforce what it "
         "finds (an operator looking is not the caller remembering).",
     )
     @action(detail=False, methods=["post"], filter_backends=[])
     def search(self, request: Request) -> Response:
-        serializer = MemoryQuerySerializer(data=request.data)
+        serializer = OperatorSearchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        result = query_memories(
-            data["user_id"], data["query"], data["sectors"] or None, data["limit"], reinforce_results=False
-        )
+        owner = Owner(self.named_space(data.get("space")).pk, data["user_id"])
+        result = query_memories(owner, data["query"], data["sectors"] or None, data["limit"], reinforce_results=False)
         return Response(tool_answer(result), headers={"Server-Timing": server_timing(result.timings_ms)})
 
 
 FORGET_ANSWER = inline_serializer(
     "ForgetAnswer",
-    {"user_id": serializers.CharField(), "deleted": serializers.DictField(child=serializers.IntegerField())},
+    {
+        "user_id": serializers.CharField(),
+        "space": serializers.CharField(),
+        "deleted": serializers.DictField(child=serializers.IntegerField()),
+    },
 )
 
 
 class UserMemoriesView(OperatorAPI, mixins.ListModelMixin, generics.GenericAPIView):
-    """One user's memories: read them (the same filters and ordering as /api/memories), or forget the user."""
+    """One user's memories in one space (`?space=`, the default space when absent): read them (the same filters
+    and ordering as /api/memories), or forget the user."""
 
     serializer_class = MemorySerializer
     filterset_class = MemoryFilter
@@ -199,7 +224,7 @@ class UserMemoriesView(OperatorAPI, mixins.ListModelMixin, generics.GenericAPIVi
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # the schema generator has no user id
             return Memory.objects.none()
-        return Memory.objects.defer("embedding").filter(user_id=checked_user_id(self.kwargs["user_id"]))
+        return Memory.objects.defer("embedding").select_related("space").for_user(self.owner_in_url())
 
     @extend_schema(description="The user's memories, newest first.")
     def get(self, request: Request, user_id: str) -> Response:
@@ -211,13 +236,16 @@ class UserMemoriesView(OperatorAPI, mixins.ListModelMixin, generics.GenericAPIVi
         "transaction. Answers the counts deleted, by kind.",
     )
     def delete(self, request: Request, user_id: str) -> Response:
-        return Response({"user_id": user_id, "deleted": forget_user(checked_user_id(user_id))})
+        owner = self.owner_in_url()
+        space = Space.objects.get(pk=owner.space_id)
+        return Response({"user_id": owner.user_id, "space": space.slug, "deleted": forget_user(owner)})
 
 
 EXPORT_ANSWER = inline_serializer(
     "UserExport",
     {
         "user_id": serializers.CharField(),
+        "space": serializers.CharField(),
         "exported_at": serializers.DateTimeField(),
         "memories": MemorySerializer(many=True),
         "links": MemoryLinkSerializer(many=True),
@@ -241,17 +269,22 @@ class UserExportView(OperatorAPI, generics.GenericAPIView):
         "An unknown user id answers an empty export.",
     )
     def get(self, request: Request, user_id: str) -> Response:
-        user_id = checked_user_id(user_id)
-        memories = Memory.objects.defer("embedding").filter(user_id=user_id).order_by("occurred_at", "id")
-        links = MemoryLink.objects.filter(user_id=user_id).order_by("id")
+        owner = self.owner_in_url()
+        memories = (
+            Memory.objects.defer("embedding").select_related("space").for_user(owner).order_by("occurred_at", "id")
+        )
+        links = MemoryLink.objects.filter(space_id=owner.space_id, user_id=owner.user_id).order_by("id")
         document = {
-            "user_id": user_id,
+            "user_id": owner.user_id,
+            "space": Space.objects.get(pk=owner.space_id).slug,
             "exported_at": timezone.now(),
             "memories": MemorySerializer(memories, many=True).data,
             "links": MemoryLinkSerializer(links, many=True).data,
-            **{name: exporter(user_id) for name, exporter in EXPORTERS.items()},
+            **{name: exporter(owner) for name, exporter in EXPORTERS.items()},
         }
-        filename = "".join(character if character.isalnum() or character in "-_" else "_" for character in user_id)
+        filename = "".join(
+            character if character.isalnum() or character in "-_" else "_" for character in owner.user_id
+        )
         return Response(document, headers={"Content-Disposition": f'attachment; filename="export-{filename}.json"'})
 
 

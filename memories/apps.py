@@ -15,6 +15,26 @@ class MemoriesConfig(AppConfig):
 
         register_forgetter("vector_indexes", forget_user_index)
         post_migrate.connect(ensure_text_index, sender=self, dispatch_uid="memories-text-index")
+        post_migrate.connect(ensure_default_space, sender=self, dispatch_uid="memories-default-space")
+
+
+def ensure_default_space(using: str = "default", **kwargs) -> None:
+    """After every migrate (and every flush, which empties the tables): the default space exists. Its migration
+    created it; this puts it back in a database that was emptied since, with the same id."""
+    from django.core.management.color import no_style
+    from django.db import connections
+
+    from memories.models import Space
+    from memories.owners import DEFAULT_SPACE_ID
+
+    _, created = Space.objects.using(using).get_or_create(
+        pk=DEFAULT_SPACE_ID, defaults={"slug": "default", "name": "Default", "accepts_unregistered_agents": True}
+    )
+    if created:  # an explicit id does not move PostgreSQL's sequence: the next space must not collide with it
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            for statement in connection.ops.sequence_reset_sql(no_style(), [Space]):
+                cursor.execute(statement)
 
 
 def ensure_text_index(using: str = "default", **kwargs) -> None:

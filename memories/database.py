@@ -5,9 +5,11 @@ from contextlib import contextmanager
 
 from django.db import connection, transaction
 
+from memories.owners import Owner
+
 
 @contextmanager
-def user_write_lock(user_id: str) -> Iterator[None]:
+def user_write_lock(owner: Owner) -> Iterator[None]:
     """A transaction in which no other writer of the same user runs, so two concurrent stores of the same fact
     cannot both insert it.
 
@@ -17,7 +19,7 @@ def user_write_lock(user_id: str) -> Iterator[None]:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"memories:{user_id}"])
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"memories:{owner.key}"])
         yield
 
 

@@ -31,6 +31,7 @@ class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
 
 
 class MemoryFilter(django_filters.FilterSet):
+    space = django_filters.CharFilter(field_name="space__slug", help_text="Only memories of this space (its slug).")
     user_id = django_filters.CharFilter(help_text="Only this user's memories.")
     sector = django_filters.ChoiceFilter(
         choices=Sector.choices, help_text="Only memories whose primary sector is this."
@@ -50,6 +51,7 @@ class MemoryFilter(django_filters.FilterSet):
     class Meta:
         model = Memory
         fields = [
+            "space",
             "user_id",
             "sector",
             "kind",

@@ -18,6 +18,7 @@ from django.conf import settings
 
 from embeddings.generation import generate_embedding
 from memories.models import Memory
+from memories.owners import Owner
 from memories.reinforcement import buffer as reinforcements
 from memories.scoring import ScoredMemory, rank, reciprocal_rank_fusion
 from memories.search import expand_via_links, load_results, scored
@@ -55,7 +56,7 @@ class Retrieval:
 
 
 def query_memories(
-    user_id: str,
+    owner: Owner,
     query: str,
     sectors: Sequence[str] | None = None,
     limit: int = 5,
@@ -63,7 +64,7 @@ def query_memories(
     deadline: float | None = None,
     retrieval: Retrieval | None = None,
 ) -> QueryResult:
-    """The `limit` best memories of `user_id` for `query` (see the module's docstring for the steps).
+    """The `limit` best memories of `owner` for `query` (see the module's docstring for the steps).
 
     `deadline` (a `time.monotonic()` value) bounds the wait for the embedding provider on a cache miss.
     `timings_ms` has the embed, search and rank times (the Server-Timing header shows them).
@@ -77,16 +78,16 @@ def query_memories(
     started = time.perf_counter()
     candidates = limit * settings.MEMORY_CANDIDATE_FACTOR
     scope = Scope.of(sectors, retrieval.kinds)
-    matches = get_search_backend().search(embedding, user_id, scope, candidates)
+    matches = get_search_backend().search(embedding, owner, scope, candidates)
     lexical_ids = (
-        [match.memory_id for match in lexical_search(query, user_id, scope, candidates)] if retrieval.hybrid else []
+        [match.memory_id for match in lexical_search(query, owner, scope, candidates)] if retrieval.hybrid else []
     )
     # One fetch of the rows both sides found (a round trip and an ORM compilation fewer on the tool's path).
     memories = load_results({match.memory_id for match in matches} | set(lexical_ids))
     timings["search"] = _ms_since(started)
 
     started = time.perf_counter()
-    items = candidates_of(scored(matches, memories, user_id), lexical_ids, memories, user_id, retrieval.hybrid)
+    items = candidates_of(scored(matches, memories, owner), lexical_ids, memories, owner, retrieval.hybrid)
     guess = guess_sectors(query)
     hits = rank(items, guess, weights=retrieval.weights)[:limit]
     if retrieval.expand_links and len(hits) < limit:
@@ -99,7 +100,7 @@ def query_memories(
 
 
 def candidates_of(
-    dense: list[ScoredMemory], lexical_ids: list[int], memories: dict[int, Memory], user_id: str, hybrid: bool
+    dense: list[ScoredMemory], lexical_ids: list[int], memories: dict[int, Memory], owner: Owner, hybrid: bool
 ) -> list[ScoredMemory]:
     """The dense and lexical candidates as one list, each with its relevance (fused ranks, or the cosine);
     `memories` holds the rows of both."""
@@ -111,7 +112,7 @@ def candidates_of(
     by_id = {item.memory.pk: item for item in dense}
     for memory_id in lexical_ids:
         memory = memories.get(memory_id)
-        if memory_id not in by_id and memory is not None and memory.user_id == user_id:
+        if memory_id not in by_id and memory is not None and memory.owner == owner:
             by_id[memory_id] = ScoredMemory(memory=memory, similarity=0.0)
     for memory_id, item in by_id.items():
         item.relevance = fused.get(memory_id, 0.0)

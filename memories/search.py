@@ -7,12 +7,14 @@ from django.conf import settings
 from django.db.models import Q
 
 from memories.models import Memory, MemoryLink
+from memories.owners import Owner
 from memories.scoring import ScoredMemory
 from memories.search_backends import EVERYTHING, Scope, VectorMatch, get_search_backend
 
 # Columns the ranking and the answers need; the embedding itself is never loaded on the query path.
 RESULT_FIELDS = (
     "id",
+    "space",
     "user_id",
     "kind",
     "text",
@@ -29,27 +31,27 @@ RESULT_COLUMNS = ", ".join(Memory._meta.get_field(name).column for name in RESUL
 
 def vector_search(
     embedding: np.ndarray,
-    user_id: str,
+    owner: Owner,
     sectors: Sequence[str] | None = None,
     limit: int = 10,
     kinds: Sequence[str] | None = None,
 ) -> list[ScoredMemory]:
-    """The `limit` memories of `user_id` nearest to `embedding` (cosine), most similar first.
+    """The `limit` memories of `owner` nearest to `embedding` (cosine), most similar first.
 
     Only that user's current (not superseded) memories are searched; `sectors` keeps memories whose primary
     or additional sectors include one of them, `kinds` those of these kinds. The backend is pgvector on
     PostgreSQL, exact numpy elsewhere.
     """
-    matches = get_search_backend().search(embedding, user_id, Scope.of(sectors, kinds), limit)
-    return scored(matches, load_results([match.memory_id for match in matches]), user_id)
+    matches = get_search_backend().search(embedding, owner, Scope.of(sectors, kinds), limit)
+    return scored(matches, load_results([match.memory_id for match in matches]), owner)
 
 
-def scored(matches: Sequence[VectorMatch], memories: dict[int, Memory], user_id: str) -> list[ScoredMemory]:
+def scored(matches: Sequence[VectorMatch], memories: dict[int, Memory], owner: Owner) -> list[ScoredMemory]:
     """Vector matches as ScoredMemory, in their order; a match the rows do not hold (deleted since) is dropped."""
     return [
         ScoredMemory(memory=memories[match.memory_id], similarity=match.similarity)
         for match in matches
-        if match.memory_id in memories and memories[match.memory_id].user_id == user_id
+        if match.memory_id in memories and memories[match.memory_id].owner == owner
     ]
 
 
@@ -75,9 +77,14 @@ def expand_via_links(hits: list[ScoredMemory], max_total: int, scope: Scope = EV
     if not hits or len(hits) >= max_total:
         return hits[:max_total]
     by_id = {item.memory.pk: item for item in hits}
-    user_of = {item.memory.pk: item.memory.user_id for item in hits}
-    links = MemoryLink.objects.filter(Q(from_memory_id__in=by_id) | Q(to_memory_id__in=by_id)).values_list(
-        "from_memory_id", "to_memory_id", "weight"
+    owner_of = {item.memory.pk: item.memory.owner for item in hits}
+    owners = set(owner_of.values())
+    links = (
+        MemoryLink.objects.filter(
+            Q(*[Q(space_id=owner.space_id, user_id=owner.user_id) for owner in owners], _connector=Q.OR)
+        )
+        .filter(Q(from_memory_id__in=by_id) | Q(to_memory_id__in=by_id))
+        .values_list("from_memory_id", "to_memory_id", "weight")
     )
     candidates: dict[int, tuple[int, float, float]] = {}  # neighbour id -> (parent id, score, weight)
     attenuation = settings.MEMORY_LINK_ATTENUATION
@@ -101,7 +108,7 @@ def expand_via_links(hits: list[ScoredMemory], max_total: int, scope: Scope = EV
             score=round(candidates[pk][1], 6),
         )
         for pk, memory in neighbours.items()
-        if memory.user_id == user_of[candidates[pk][0]]
+        if memory.owner == owner_of[candidates[pk][0]]
         and scope.admits(memory.sector, memory.extra_sectors, memory.kind)
     ]
     expanded.sort(key=lambda item: (-item.score, item.memory.pk))

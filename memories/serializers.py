@@ -70,6 +70,12 @@ class MemoryQuerySerializer(serializers.Serializer):
     limit = StrictIntegerField(required=False, default=5, min_value=1, max_value=settings.MEMORY_QUERY_MAX_LIMIT)
 
 
+class OperatorSearchSerializer(MemoryQuerySerializer):
+    """The operators' search: the tool's body, plus the space the user is in (its slug; default space if absent)."""
+
+    space = StrictCharField(max_length=64, required=False)
+
+
 class RememberSerializer(serializers.Serializer):
     """The body of the remember tool: a fact about the caller, to store now."""
 
@@ -88,6 +94,9 @@ class MemorySerializer(serializers.ModelSerializer):
     sector = serializers.ChoiceField(choices=Sector.choices, required=False)
     extra_sectors = SectorsField(required=False)
     text = StrictCharField(max_length=settings.MEMORY_MAX_TEXT_CHARS)
+    space = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, help_text="The memory space (slug); on create, the default space if absent."
+    )
     user_id = StrictCharField(max_length=128)
     salience = StrictFloatField(required=False, min_value=0, max_value=1)
     source_conversation_id = StrictCharField(max_length=128, required=False, allow_blank=True)
@@ -98,6 +107,7 @@ class MemorySerializer(serializers.ModelSerializer):
         model = Memory
         fields = [
             "id",
+            "space",
             "user_id",
             "kind",
             "text",

@@ -11,6 +11,7 @@ from datetime import datetime
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from core.admin_log import redact_log_entries
@@ -20,6 +21,7 @@ from embeddings.providers import get_provider
 from memories.database import user_write_lock
 from memories.forget import FORGETTERS
 from memories.models import Memory, MemoryLink, text_fingerprint
+from memories.owners import Owner, OwnerError
 from memories.reinforcement import reinforce
 from memories.search_backends import get_search_backend
 from memories.sectors import Sector, SectorError, guess_sectors, parse_sectors
@@ -72,9 +74,18 @@ class StoredMemory:
     created: bool  # False: an existing memory repeated by this one was reinforced instead
 
 
-def check_user_id(user_id: object) -> None:
-    if not user_id or not isinstance(user_id, str):
-        raise MemoryInputError("user_id must be a non-empty string")
+def check_owner(owner: object) -> None:
+    """Every write names whose memory it is: a user in a space, never a bare user id."""
+    if not isinstance(owner, Owner):
+        raise TypeError(f"expected an Owner (a user id in a memory space), got {type(owner).__name__}")
+
+
+def owner_of(space_id: int, user_id: object) -> Owner:
+    """An Owner from untrusted input; MemoryInputError with the reason when it is not one."""
+    try:
+        return Owner(space_id, user_id)
+    except OwnerError as error:
+        raise MemoryInputError(str(error)) from None
 
 
 def clean_text(text: object) -> str:
@@ -87,9 +98,9 @@ def clean_text(text: object) -> str:
 
 
 def create_memory(
-    user_id: str, new: NewMemory, embedding: np.ndarray | None = None, deadline: float | None = None
+    owner: Owner, new: NewMemory, embedding: np.ndarray | None = None, deadline: float | None = None
 ) -> StoredMemory:
-    """Store one memory for `user_id`, or reinforce the existing memory it repeats.
+    """Store one memory for `owner`, or reinforce the existing memory it repeats.
 
     Repeats are an identical text (case and spacing aside) or a cosine similarity of at least
     MEMORY_DEDUPE_SIMILARITY with a current memory of the same user. A new memory is linked to up to
@@ -97,11 +108,11 @@ def create_memory(
     embedding errors when the text cannot be embedded.
     """
     embeddings = None if embedding is None else [embedding]
-    return create_memories(user_id, [new], embeddings=embeddings, deadline=deadline)[0]
+    return create_memories(owner, [new], embeddings=embeddings, deadline=deadline)[0]
 
 
 def create_memories(
-    user_id: str,
+    owner: Owner,
     items: Sequence[NewMemory],
     embeddings: Sequence[np.ndarray] | None = None,
     link_together: bool = False,
@@ -112,8 +123,8 @@ def create_memories(
     With `link_together` the new memories are also linked to each other (said in the same call). `deadline` (a
     `time.monotonic()` value) bounds the wait for the embedding provider, as on the tools' path.
     """
-    check_user_id(user_id)
-    return store_memories(user_id, prepare_memories(items, embeddings, deadline), link_together=link_together)
+    check_owner(owner)
+    return store_memories(owner, prepare_memories(items, embeddings, deadline), link_together=link_together)
 
 
 @dataclass
@@ -138,16 +149,16 @@ def prepare_memories(
     return [PreparedMemory(item, embedding) for item, embedding in zip(items, embeddings, strict=True)]
 
 
-def store_memories(user_id: str, prepared: Sequence[PreparedMemory], link_together: bool = False) -> list[StoredMemory]:
+def store_memories(owner: Owner, prepared: Sequence[PreparedMemory], link_together: bool = False) -> list[StoredMemory]:
     """Store prepared memories of one user in one short transaction (no provider call inside it).
 
     The user's memories are searched once for the whole batch (the nearest few of each new memory: its duplicate,
     if any, and what to link it to), and the batch is compared with itself in memory.
     """
-    check_user_id(user_id)
+    check_owner(owner)
     model = get_provider().model
-    with user_write_lock(user_id):
-        batch = Batch(user_id, prepared)
+    with user_write_lock(owner):
+        batch = Batch(owner, prepared)
         results = [batch.store(index, model) for index in range(len(prepared))]
         batch.save_links()
         if link_together:
@@ -158,17 +169,17 @@ def store_memories(user_id: str, prepared: Sequence[PreparedMemory], link_togeth
 class Batch:
     """One store_memories call: the existing memories the new ones resemble, and the new ones so far."""
 
-    def __init__(self, user_id: str, prepared: Sequence[PreparedMemory]) -> None:
-        self.user_id = user_id
+    def __init__(self, owner: Owner, prepared: Sequence[PreparedMemory]) -> None:
+        self.owner = owner
         self.prepared = prepared
         backend = get_search_backend()
-        self.nearest = backend.search_many([entry.embedding for entry in prepared], user_id, limit=LINK_CANDIDATES)
+        self.nearest = backend.search_many([entry.embedding for entry in prepared], owner, limit=LINK_CANDIDATES)
         matched = {match.memory_id for matches in self.nearest for match in matches}
-        self.kinds = dict(Memory.objects.filter(pk__in=matched).values_list("id", "kind"))
+        self.kinds = dict(Memory.objects.for_user(owner).filter(pk__in=matched).values_list("id", "kind"))
         hashes = {text_fingerprint(entry.item.text) for entry in prepared}
         self.current = {
             memory.text_hash: memory
-            for memory in Memory.objects.for_user(user_id).current().filter(text_hash__in=hashes).defer("embedding")
+            for memory in Memory.objects.for_user(owner).current().filter(text_hash__in=hashes).defer("embedding")
         }
         self.created: list[tuple[Memory, np.ndarray]] = []
         self.links: dict[tuple[int, int], float] = {}
@@ -181,7 +192,8 @@ class Batch:
             _absorb_repeat(duplicate, item)
             return StoredMemory(memory=duplicate, created=False)
         memory = Memory(
-            user_id=self.user_id,
+            space_id=self.owner.space_id,
+            user_id=self.owner.user_id,
             kind=item.kind,
             occurred_at=item.occurred_at or timezone.now(),
             text=item.text,
@@ -198,7 +210,7 @@ class Batch:
             with transaction.atomic():
                 memory.save()
         except IntegrityError:  # an identical memory was stored concurrently (unique per user and text)
-            existing = Memory.objects.for_user(self.user_id).current().get(text_hash=text_fingerprint(item.text))
+            existing = Memory.objects.for_user(self.owner).current().get(text_hash=text_fingerprint(item.text))
             _absorb_repeat(existing, item)
             return StoredMemory(memory=existing, created=False)
         self.current[memory.text_hash] = memory
@@ -236,7 +248,7 @@ class Batch:
             return identical
         for memory_id, similarity, kind in similar[:1]:
             if similarity >= settings.MEMORY_DEDUPE_SIMILARITY and kind != Memory.Kind.UTTERANCE:
-                return Memory.objects.get(pk=memory_id)
+                return Memory.objects.for_user(self.owner).get(pk=memory_id)
         return None
 
     def save_links(self) -> None:
@@ -247,7 +259,8 @@ class Batch:
                     to_memory_id=high,
                     weight=weight,
                     reason=MemoryLink.Reason.SIMILAR,
-                    user_id=self.user_id,
+                    space_id=self.owner.space_id,
+                    user_id=self.owner.user_id,
                 )
                 for (low, high), weight in sorted(self.links.items())
             ],
@@ -267,8 +280,17 @@ def link_same_call(memories: Sequence[Memory]) -> int:
             if first.pk != second.pk:
                 low, high = sorted((first, second), key=lambda memory: memory.pk)
                 pairs.add((low, high))
+    if len({memory.owner for memory in memories}) > 1:
+        raise MemoryInputError("memories of different users cannot be linked")
     links = [
-        MemoryLink(from_memory=low, to_memory=high, weight=0.5, reason=MemoryLink.Reason.SAME_CALL, user_id=low.user_id)
+        MemoryLink(
+            from_memory=low,
+            to_memory=high,
+            weight=0.5,
+            reason=MemoryLink.Reason.SAME_CALL,
+            space_id=low.space_id,
+            user_id=low.user_id,
+        )
         for low, high in sorted(pairs, key=lambda pair: (pair[0].pk, pair[1].pk))
     ]
     MemoryLink.objects.bulk_create(links, ignore_conflicts=True)
@@ -296,14 +318,18 @@ def _absorb_repeat(existing: Memory, item: NewMemory) -> None:
 
 def link_memories(first: Memory, second: Memory, weight: float, reason: str) -> MemoryLink | None:
     """Link two memories of the same user (the stronger weight wins on an existing link)."""
-    if first.user_id != second.user_id:
+    if first.owner != second.owner:
         raise MemoryInputError("memories of different users cannot be linked")
     if first.pk == second.pk:
         return None
     low, high = sorted((first, second), key=lambda memory: memory.pk)
     weight = min(1.0, max(0.0, weight))
     link, created = MemoryLink.objects.get_or_create(
-        from_memory=low, to_memory=high, defaults={"weight": weight, "reason": reason, "user_id": low.user_id}
+        space_id=low.space_id,
+        user_id=low.user_id,
+        from_memory=low,
+        to_memory=high,
+        defaults={"weight": weight, "reason": reason},
     )
     if not created and weight > link.weight:
         link.weight = weight
@@ -331,9 +357,9 @@ def update_memory_text(memory: Memory, text: str) -> Memory:
     memory of the user already says exactly this (merge them instead: delete one)."""
     text = clean_text(text)
     embedding = generate_embedding(text)
-    with user_write_lock(memory.user_id):
+    with user_write_lock(memory.owner):
         twin = (
-            Memory.objects.for_user(memory.user_id)
+            Memory.objects.for_user(memory.owner)
             .current()
             .filter(text_hash=text_fingerprint(text))
             .exclude(pk=memory.pk)
@@ -352,7 +378,7 @@ def update_memory_text(memory: Memory, text: str) -> Memory:
 def supersede_memory(old: Memory, new: Memory) -> None:
     """`new` contradicts `old`: keep `old` as history, stop returning it. The caller's own words are never
     superseded (what they said stays said); only derived memories and notes are."""
-    if old.user_id != new.user_id:
+    if old.owner != new.owner:
         raise MemoryInputError("a memory can only supersede one of the same user")
     if old.kind == Memory.Kind.UTTERANCE:
         raise MemoryInputError("the caller's own words are never superseded")
@@ -363,21 +389,31 @@ def supersede_memory(old: Memory, new: Memory) -> None:
 
 
 def delete_memory(memory: Memory) -> None:
-    memory.delete()
+    """Delete one memory with its links; a memory it had superseded becomes current again (the history's newer
+    version is gone). Every statement stays within the user's rows (their indexes; docs/scaling.md)."""
+    owner = memory.owner
+    with user_write_lock(owner):
+        links = MemoryLink.objects.filter(space_id=owner.space_id, user_id=owner.user_id)
+        links.filter(Q(from_memory=memory) | Q(to_memory=memory)).delete()
+        Memory.objects.for_user(owner).filter(superseded_by=memory).update(superseded_by=None)
+        memory.delete()
 
 
-def forget_user(user_id: str) -> dict[str, int]:
-    """Delete everything that holds `user_id`'s text, in one transaction, then their texts' cached embeddings;
+def forget_user(owner: Owner) -> dict[str, int]:
+    """Delete everything that holds `owner`'s text, in one transaction, then their texts' cached embeddings;
     returns what was removed, by kind. Admin log entries about what was deleted lose their names. When the
     cache is down the count of cached embeddings is missing (logged): those entries age out by LRU."""
+    check_owner(owner)
     counts: dict[str, int] = {}
     with transaction.atomic():
-        texts = set(Memory.objects.filter(user_id=user_id).values_list("text", flat=True))
-        memory_ids = list(Memory.objects.filter(user_id=user_id).values_list("pk", flat=True))
-        link_ids = list(MemoryLink.objects.filter(user_id=user_id).values_list("pk", flat=True))
+        texts = set(Memory.objects.for_user(owner).values_list("text", flat=True))
+        memory_ids = list(Memory.objects.for_user(owner).values_list("pk", flat=True))
+        link_ids = list(
+            MemoryLink.objects.filter(space_id=owner.space_id, user_id=owner.user_id).values_list("pk", flat=True)
+        )
         counts["links"] = MemoryLink.objects.filter(pk__in=link_ids).delete()[0]
         for name, forgetter in FORGETTERS.items():
-            counts[name] = forgetter(user_id)
+            counts[name] = forgetter(owner)
         counts["memories"] = Memory.objects.filter(pk__in=memory_ids).delete()[1].get(Memory._meta.label, 0)
         redact_log_entries(Memory, memory_ids)
         redact_log_entries(MemoryLink, link_ids)
@@ -385,7 +421,8 @@ def forget_user(user_id: str) -> dict[str, int]:
         counts["cached_embeddings"] = forget_cached_texts(texts)
     except Exception as error:  # any cache failure: the user is forgotten all the same
         logger.warning(
-            "could not remove a forgotten user's cached embeddings", extra={"user_id": user_id, "error": repr(error)}
+            "could not remove a forgotten user's cached embeddings",
+            extra={"user_id": owner.user_id, "space_id": owner.space_id, "error": repr(error)},
         )
-    logger.info("user forgotten", extra={"user_id": user_id, **counts})
+    logger.info("user forgotten", extra={"user_id": owner.user_id, "space_id": owner.space_id, **counts})
     return counts

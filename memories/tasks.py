@@ -13,28 +13,29 @@ from core.daily import COUNT_EVERY_SECONDS, counted_between, record_daily_counts
 from core.periodic import PeriodicJob
 from memories import user_indexes
 from memories.models import Memory
+from memories.owners import Owner
 
 logger = logging.getLogger(__name__)
 
 
 @task()
-def build_user_index_task(user_id: str) -> str:
+def build_user_index_task(space_id: int, user_id: str) -> str:
     """Build a heavy user's dedicated vector index (memories.user_indexes); returns the index's status."""
-    return user_indexes.build_user_index(user_id).status
+    return user_indexes.build_user_index(Owner(space_id, user_id)).status
 
 
-def schedule_user_index_if_needed(user_id: str) -> bool:
+def schedule_user_index_if_needed(owner: Owner) -> bool:
     """Queue a dedicated index build for a user who has just become heavy; True if queued. Never raises: an
     index is an optimisation, and its failure must not fail what the caller was doing."""
     try:
-        if not user_indexes.reserve_index(user_id):
+        if not user_indexes.reserve_index(owner):
             return False
         # After commit: the build cannot run inside the caller's transaction, nor before the row is visible.
-        transaction.on_commit(lambda: build_user_index_task.enqueue(user_id))
+        transaction.on_commit(lambda: build_user_index_task.enqueue(owner.space_id, owner.user_id))
     except Exception:
-        logger.exception("could not queue a dedicated vector index", extra={"user_id": user_id})
+        logger.exception("could not queue a dedicated vector index", extra={"user_id": owner.user_id})
         return False
-    logger.info("dedicated vector index queued", extra={"user_id": user_id})
+    logger.info("dedicated vector index queued", extra={"user_id": owner.user_id, "space_id": owner.space_id})
     return True
 
 

@@ -5,8 +5,8 @@ hybrid retrieval (memories.query) fuses both. The index is kept in sync by the d
 that writes memories (services, admin, bulk loads, migrations) updates it:
 
 - PostgreSQL: a stored generated column `search_vector` = to_tsvector(MEMORY_TEXT_SEARCH_CONFIG, text), with a
-  GIN index on (user_id, search_vector) (btree_gin), so one user's matches come from the index alone. Scores are
-  BM25 computed in SQL: document frequencies counted per query word through the index (a word in more than
+  GIN index on (space_id, user_id, search_vector) (btree_gin), so one user's matches come from the index alone.
+  Scores are BM25 computed in SQL: document frequencies counted per query word through the index (a word in more than
   MEMORY_LEXICAL_MAX_DOCUMENTS of the user's memories is too common to match: this bounds the work for users of
   tens of thousands of memories), the user's memory count and mean length remembered per process for
   MEMORY_PLAN_CACHE_SECONDS.
@@ -25,12 +25,14 @@ from django.conf import settings
 from django.db import connection
 
 from memories.models import Memory
+from memories.owners import Owner
 from memories.search_backends.base import Scope
 from memories.search_backends.pgvector import scope_filter
 
 TABLE = Memory._meta.db_table
 SQLITE_INDEX = "memory_text_search"
-POSTGRES_INDEX = "memory_user_text_search"
+POSTGRES_INDEX = "memory_owner_text_search"
+OLD_POSTGRES_INDEX = "memory_user_text_search"
 BM25_K1, BM25_B = 1.2, 0.75
 MAX_QUERY_TERMS = 32
 CONFIG_NAME = re.compile(r"[a-z_]{1,63}")
@@ -69,7 +71,8 @@ def postgres_statements(config_name: str) -> list[str]:
         "CREATE EXTENSION IF NOT EXISTS btree_gin",
         f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS search_vector tsvector "
         f"GENERATED ALWAYS AS (to_tsvector('{config_name}'::regconfig, text)) STORED",
-        f"CREATE INDEX IF NOT EXISTS {POSTGRES_INDEX} ON {TABLE} USING gin (user_id, search_vector)",
+        f"CREATE INDEX IF NOT EXISTS {POSTGRES_INDEX} ON {TABLE} USING gin (space_id, user_id, search_vector)",
+        f"DROP INDEX IF EXISTS {OLD_POSTGRES_INDEX}",
     ]
 
 
@@ -124,14 +127,14 @@ def query_terms(text: str) -> list[str]:
     return list(dict.fromkeys(word for word in words if word not in STOP_WORDS))[:MAX_QUERY_TERMS]
 
 
-def lexical_search(text: str, user_id: str, scope: Scope, limit: int) -> list[LexicalMatch]:
+def lexical_search(text: str, owner: Owner, scope: Scope, limit: int) -> list[LexicalMatch]:
     """The user's current memories within `scope` sharing words with `text`, best BM25 first (ties by id)."""
     terms = query_terms(text)
     if not terms or limit < 1:
         return []
     if connection.vendor == "postgresql":
-        return _postgres_bm25(terms, user_id, scope, limit)
-    return _sqlite_bm25(terms, user_id, scope, limit)
+        return _postgres_bm25(terms, owner, scope, limit)
+    return _sqlite_bm25(terms, owner, scope, limit)
 
 
 def _sqlite_scope(scope: Scope) -> tuple[str, list]:
@@ -149,16 +152,17 @@ def _sqlite_scope(scope: Scope) -> tuple[str, list]:
     return sql, params
 
 
-def _sqlite_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> list[LexicalMatch]:
+def _sqlite_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> list[LexicalMatch]:
     match = " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
     scope_sql, scope_params = _sqlite_scope(scope)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT memory.id, -bm25({SQLITE_INDEX}) AS score FROM {SQLITE_INDEX} "
             f"JOIN {TABLE} AS memory ON memory.id = {SQLITE_INDEX}.rowid "
-            f"WHERE {SQLITE_INDEX} MATCH %s AND memory.user_id = %s AND memory.superseded_by_id IS NULL{scope_sql} "
+            f"WHERE {SQLITE_INDEX} MATCH %s AND memory.space_id = %s AND memory.user_id = %s "
+            f"AND memory.superseded_by_id IS NULL{scope_sql} "
             "ORDER BY score DESC, memory.id LIMIT %s",
-            [match, user_id, *scope_params, limit],
+            [match, owner.space_id, owner.user_id, *scope_params, limit],
         )
         return [LexicalMatch(memory_id=row[0], score=float(row[1])) for row in cursor.fetchall()]
 
@@ -169,37 +173,38 @@ class CorpusStatistics:
     mean_length: float
 
 
-_corpus: dict[str, tuple[CorpusStatistics, float]] = {}
+_corpus: dict[Owner, tuple[CorpusStatistics, float]] = {}
 
 
-def corpus_statistics(user_id: str) -> CorpusStatistics:
+def corpus_statistics(owner: Owner) -> CorpusStatistics:
     """The user's current memory count and mean indexed length, remembered for MEMORY_PLAN_CACHE_SECONDS (BM25
     needs them; they drift slowly, and reading them costs a pass over the user's rows)."""
     now = time.monotonic()
-    remembered = _corpus.get(user_id)
+    remembered = _corpus.get(owner)
     if remembered is not None and remembered[1] > now:
         return remembered[0]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT COUNT(*), COALESCE(AVG(length(search_vector)), 1) FROM {TABLE} "
-            "WHERE user_id = %s AND superseded_by_id IS NULL",
-            [user_id],
+            "WHERE space_id = %s AND user_id = %s AND superseded_by_id IS NULL",
+            [owner.space_id, owner.user_id],
         )
         count, mean = cursor.fetchone()
     statistics = CorpusStatistics(memories=int(count), mean_length=max(1.0, float(mean)))
     if len(_corpus) >= 100_000:
         _corpus.clear()
-    _corpus[user_id] = (statistics, now + settings.MEMORY_PLAN_CACHE_SECONDS)
+    _corpus[owner] = (statistics, now + settings.MEMORY_PLAN_CACHE_SECONDS)
     return statistics
 
 
-def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> list[LexicalMatch]:
+def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> list[LexicalMatch]:
     """BM25 in one statement, with bounded work however big the user: the query's lexemes (normalised by the
     configuration, as the column's); each one's document frequency among the user's memories, counted through the
-    (user_id, search_vector) GIN index but never past MEMORY_LEXICAL_MAX_DOCUMENTS; the lexemes above that bound
+    (space_id, user_id, search_vector) GIN index but never past MEMORY_LEXICAL_MAX_DOCUMENTS; the lexemes above that
+    bound
     are too common to be worth matching (BM25 gives them little weight anyway, and the dense side still sees
     them); the user's memories holding any remaining lexeme, term frequencies from their tsvectors."""
-    corpus = corpus_statistics(user_id)
+    corpus = corpus_statistics(owner)
     scope_sql, scope_params = scope_filter(scope, alias="memory")
     sql = f"""
         WITH lexemes AS (
@@ -208,7 +213,7 @@ def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> 
             SELECT lexeme, (
                 SELECT COUNT(*) FROM (
                     SELECT 1 FROM {TABLE} AS counted
-                    WHERE counted.user_id = %s AND counted.superseded_by_id IS NULL
+                    WHERE counted.space_id = %s AND counted.user_id = %s AND counted.superseded_by_id IS NULL
                       AND counted.search_vector @@ to_tsquery('simple', quote_literal(lexeme))
                     LIMIT %s
                 ) AS bounded
@@ -221,7 +226,8 @@ def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> 
             FROM kept HAVING COUNT(*) > 0
         ), matched AS (
             SELECT memory.id, memory.search_vector FROM {TABLE} AS memory, query
-            WHERE memory.user_id = %s AND memory.superseded_by_id IS NULL AND memory.search_vector @@ query.tsquery
+            WHERE memory.space_id = %s AND memory.user_id = %s AND memory.superseded_by_id IS NULL
+              AND memory.search_vector @@ query.tsquery
             {scope_sql}
         ), postings AS (
             SELECT matched.id, entry.lexeme, COALESCE(array_length(entry.positions, 1), 1) AS tf,
@@ -240,10 +246,12 @@ def _postgres_bm25(terms: list[str], user_id: str, scope: Scope, limit: int) -> 
     params = [
         config(),
         " ".join(terms),
-        user_id,
+        owner.space_id,
+        owner.user_id,
         bound + 1,
         bound,
-        user_id,
+        owner.space_id,
+        owner.user_id,
         *scope_params,
         max(corpus.memories, bound),
         corpus.mean_length,

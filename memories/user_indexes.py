@@ -4,9 +4,9 @@ The shared HNSW index covers every user's memories; a search for one user walks 
 users' rows (iterative scans). For a user with a few thousand memories that filter keeps a small share of
 what the walk visits, so the walk must be long (ef_search 200) and still misses neighbours. pgvector's advice
 for a filter on a few distinct values is a partial index: here one HNSW index per heavy user,
-`WHERE user_id = '<that user>'`, over the vectors as halfvec, which that user's searches walk (the search
-sends the user id as a bound parameter of an unprepared statement, so PostgreSQL plans with its value and
-can prove the partial index applies). Measured in docs/benchmarks.md.
+`WHERE space_id = <its space> AND user_id = '<that user>'`, over the vectors as halfvec, which that user's
+searches walk (the search sends the ids as bound parameters of an unprepared statement, so PostgreSQL plans with
+their values and can prove the partial index applies). Measured in docs/benchmarks.md.
 
 Each index costs about 4 KB per memory (half what the shared index costs) and is opened on every
 insert into the memories table, so only the MEMORY_USER_INDEX_MAX users with the most memories, from
@@ -27,6 +27,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from memories.models import UserVectorIndex
+from memories.owners import Owner
 from memories.vector_plans import (
     DEDICATED_INDEX_PREFIX,
     TABLE,
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 # of 7. The build's memory is raised for its session only, so the graph is built in memory, not on disk.
 BUILD_SQL = (
     "CREATE INDEX CONCURRENTLY {name} ON {table} USING hnsw (({expression}) halfvec_cosine_ops) "
-    "WITH (m = 24, ef_construction = 128) WHERE user_id = {user}"
+    "WITH (m = 24, ef_construction = 128) WHERE space_id = {space} AND user_id = {user}"
 )
 BUILD_MEMORY = "512MB"
 
@@ -60,15 +61,15 @@ def enabled() -> bool:
     return supported() and settings.MEMORY_USER_INDEX_MIN_MEMORIES > 0 and settings.MEMORY_USER_INDEX_MAX > 0
 
 
-def heaviest_users(min_memories: int, limit: int) -> list[tuple[str, int]]:
-    """(user id, current memories) of the `limit` users with the most, at least `min_memories` each."""
+def heaviest_users(min_memories: int, limit: int) -> list[tuple[Owner, int]]:
+    """(user, current memories) of the `limit` users with the most, at least `min_memories` each (any space)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id, COUNT(*) AS memories FROM {TABLE} WHERE superseded_by_id IS NULL "
-            "GROUP BY user_id HAVING COUNT(*) >= %s ORDER BY memories DESC, user_id LIMIT %s",
+            f"SELECT space_id, user_id, COUNT(*) AS memories FROM {TABLE} WHERE superseded_by_id IS NULL "
+            "GROUP BY space_id, user_id HAVING COUNT(*) >= %s ORDER BY memories DESC, space_id, user_id LIMIT %s",
             [min_memories, limit],
         )
-        return [(user_id, count) for user_id, count in cursor.fetchall()]
+        return [(Owner(space_id, user_id), count) for space_id, user_id, count in cursor.fetchall()]
 
 
 def existing_indexes() -> dict[str, bool]:
@@ -84,8 +85,8 @@ def existing_indexes() -> dict[str, bool]:
         return dict(cursor.fetchall())
 
 
-def build_user_index(user_id: str) -> UserVectorIndex:
-    """Build (or rebuild) `user_id`'s dedicated index, without blocking writes; returns its row.
+def build_user_index(owner: Owner) -> UserVectorIndex:
+    """Build (or rebuild) `owner`'s dedicated index, without blocking writes; returns its row.
 
     Runs outside any transaction (CREATE INDEX CONCURRENTLY cannot run in one). A failed build leaves no
     index behind: the row says failed, with the error, and `sync_user_indexes` tries again.
@@ -94,10 +95,12 @@ def build_user_index(user_id: str) -> UserVectorIndex:
         raise RuntimeError("dedicated vector indexes need PostgreSQL with pgvector")
     if connection.in_atomic_block:
         raise RuntimeError("build_user_index cannot run inside a transaction (CREATE INDEX CONCURRENTLY)")
-    name = dedicated_index_name(user_id)
-    record, _ = UserVectorIndex.objects.get_or_create(user_id=user_id, defaults={"index_name": name})
+    record, _ = UserVectorIndex.objects.get_or_create(
+        space_id=owner.space_id, user_id=owner.user_id, defaults={"index_name": dedicated_index_name(owner)}
+    )
+    name = record.index_name
     record.status = UserVectorIndex.Status.BUILDING
-    record.memories_at_build = current_memories(user_id)
+    record.memories_at_build = current_memories(owner)
     record.last_error = ""
     record.save(update_fields=["status", "memories_at_build", "last_error"])
     started = time.perf_counter()
@@ -107,12 +110,21 @@ def build_user_index(user_id: str) -> UserVectorIndex:
             cursor.execute(f"SET maintenance_work_mem = '{BUILD_MEMORY}'")
             try:
                 cursor.execute(
-                    BUILD_SQL.format(name=name, table=TABLE, expression=dedicated_expression(), user=_literal(user_id))
+                    BUILD_SQL.format(
+                        name=name,
+                        table=TABLE,
+                        expression=dedicated_expression(),
+                        space=int(owner.space_id),
+                        user=_literal(owner.user_id),
+                    )
                 )
             finally:
                 cursor.execute("RESET maintenance_work_mem")
     except Exception as error:
-        logger.exception("dedicated vector index build failed", extra={"user_id": user_id, "index": name})
+        logger.exception(
+            "dedicated vector index build failed",
+            extra={"user_id": owner.user_id, "space_id": owner.space_id, "index": name},
+        )
         _drop_index(name)
         record.status = UserVectorIndex.Status.FAILED
         record.last_error = f"{type(error).__name__}: {error}"
@@ -125,11 +137,12 @@ def build_user_index(user_id: str) -> UserVectorIndex:
         _drop_index(name)  # the user was forgotten during the build: their index goes too
         logger.info("dedicated vector index dropped: user forgotten during the build", extra={"index": name})
         return record
-    plans.forget(user_id)  # this process uses the index at once; the others within a minute
+    plans.forget(owner)  # this process uses the index at once; the others within a minute
     logger.info(
         "dedicated vector index built",
         extra={
-            "user_id": user_id,
+            "user_id": owner.user_id,
+            "space_id": owner.space_id,
             "index": name,
             "memories": record.memories_at_build,
             "seconds": record.build_seconds,
@@ -138,52 +151,58 @@ def build_user_index(user_id: str) -> UserVectorIndex:
     return record
 
 
-def drop_user_index(user_id: str) -> bool:
-    """Drop `user_id`'s dedicated index and its row; True if there was one. Outside a transaction only."""
-    record = UserVectorIndex.objects.filter(user_id=user_id).first()
+def drop_user_index(owner: Owner) -> bool:
+    """Drop `owner`'s dedicated index and its row; True if there was one. Outside a transaction only."""
+    record = UserVectorIndex.objects.filter(space_id=owner.space_id, user_id=owner.user_id).first()
     if record is None:
         return False
     _drop_index(record.index_name)
     record.delete()
-    plans.forget(user_id)
-    logger.info("dedicated vector index dropped", extra={"user_id": user_id, "index": record.index_name})
+    plans.forget(owner)
+    logger.info(
+        "dedicated vector index dropped",
+        extra={"user_id": owner.user_id, "space_id": owner.space_id, "index": record.index_name},
+    )
     return True
 
 
-def forget_user_index(user_id: str) -> int:
+def forget_user_index(owner: Owner) -> int:
     """forget_user's step: delete the row now, drop the index once the deletion has committed."""
-    names = list(UserVectorIndex.objects.filter(user_id=user_id).values_list("index_name", flat=True))
-    UserVectorIndex.objects.filter(user_id=user_id).delete()
+    records = UserVectorIndex.objects.filter(space_id=owner.space_id, user_id=owner.user_id)
+    names = list(records.values_list("index_name", flat=True))
+    records.delete()
     for name in names:
         transaction.on_commit(lambda name=name: _drop_index(name))
     return len(names)
 
 
-def reserve_index(user_id: str) -> bool:
-    """Record that `user_id` gets a dedicated index if they just reached the threshold and there is room; True if
+def reserve_index(owner: Owner) -> bool:
+    """Record that `owner` gets a dedicated index if they just reached the threshold and there is room; True if
     a build should now be queued (memories.tasks does that).
 
     Called after each processed post-call event. Cheap for ordinary users: the count stops at the threshold.
     """
-    if not enabled() or UserVectorIndex.objects.filter(user_id=user_id).exists():
+    if not enabled() or UserVectorIndex.objects.filter(space_id=owner.space_id, user_id=owner.user_id).exists():
         return False
     threshold = settings.MEMORY_USER_INDEX_MIN_MEMORIES
-    if current_memories(user_id, cap=threshold) < threshold:
+    if current_memories(owner, cap=threshold) < threshold:
         return False
     if UserVectorIndex.objects.count() >= settings.MEMORY_USER_INDEX_MAX:
-        logger.info("dedicated vector index not queued: MEMORY_USER_INDEX_MAX reached", extra={"user_id": user_id})
+        logger.info(
+            "dedicated vector index not queued: MEMORY_USER_INDEX_MAX reached", extra={"user_id": owner.user_id}
+        )
         return False
     _, created = UserVectorIndex.objects.get_or_create(
-        user_id=user_id, defaults={"index_name": dedicated_index_name(user_id)}
+        space_id=owner.space_id, user_id=owner.user_id, defaults={"index_name": dedicated_index_name(owner)}
     )
     return created
 
 
 @dataclass
 class SyncPlan:
-    build: list[tuple[str, int]]  # (user id, memories): missing, failed or invalid indexes
-    keep: list[tuple[str, int]]
-    drop: list[str]  # user ids whose index is no longer wanted
+    build: list[tuple[Owner, int]]  # (user, memories): missing, failed or invalid indexes
+    keep: list[tuple[Owner, int]]
+    drop: list[Owner]  # users whose index is no longer wanted
     orphans: list[str]  # index names in the schema with no row (a forgotten user whose drop did not run)
 
 
@@ -194,20 +213,20 @@ def plan_sync(min_memories: int, max_indexes: int) -> SyncPlan:
     rebuilt again and again.
     """
     wanted = heaviest_users(min_memories, max_indexes)
-    records = {record.user_id: record for record in UserVectorIndex.objects.all()}
+    records = {Owner(record.space_id, record.user_id): record for record in UserVectorIndex.objects.all()}
     healthy = healthy_dedicated_users()
     plan = SyncPlan(build=[], keep=[], drop=[], orphans=[])
-    for user_id, count in wanted:
-        (plan.keep if user_id in healthy else plan.build).append((user_id, count))
-    wanted_ids = {user_id for user_id, _ in wanted}
-    for user_id in records:
-        if user_id in wanted_ids:
+    for owner, count in wanted:
+        (plan.keep if owner in healthy else plan.build).append((owner, count))
+    wanted_owners = {owner for owner, _ in wanted}
+    for owner in records:
+        if owner in wanted_owners:
             continue
-        count = current_memories(user_id)
-        if user_id in healthy and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
-            plan.keep.append((user_id, count))
+        count = current_memories(owner)
+        if owner in healthy and count >= min_memories // 2 and len(plan.keep) + len(plan.build) < max_indexes:
+            plan.keep.append((owner, count))
         else:
-            plan.drop.append(user_id)
+            plan.drop.append(owner)
     known = {record.index_name for record in records.values()}
     plan.orphans = sorted(name for name in existing_indexes() if name not in known)
     return plan
@@ -220,13 +239,13 @@ def sync(plan: SyncPlan, report: Callable[[str], None] = lambda line: None) -> d
         _drop_index(name)
         counts["dropped"] += 1
         report(f"dropped orphan index {name}")
-    for user_id in plan.drop:
-        drop_user_index(user_id)
+    for owner in plan.drop:
+        drop_user_index(owner)
         counts["dropped"] += 1
-        report(f"dropped the index of {user_id}")
-    for position, (user_id, count) in enumerate(plan.build, start=1):
-        report(f"[{position}/{len(plan.build)}] building the index of {user_id} ({count:,} memories)")
-        record = build_user_index(user_id)
+        report(f"dropped the index of {owner}")
+    for position, (owner, count) in enumerate(plan.build, start=1):
+        report(f"[{position}/{len(plan.build)}] building the index of {owner} ({count:,} memories)")
+        record = build_user_index(owner)
         if record.status == UserVectorIndex.Status.READY:
             counts["built"] += 1
             report(f"[{position}/{len(plan.build)}] built in {record.build_seconds:.1f} s")

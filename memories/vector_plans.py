@@ -1,7 +1,7 @@
 """The pgvector physical design, in one place: which structure serves a user's vector search, and its SQL.
 
 Three plans (docs/memories.md and docs/benchmarks.md have the measurements behind the rules):
-- exact: the user's rows through the (user_id, superseded_by) btree, every distance computed. Exact, and the
+- exact: the user's rows through the (space, user_id, superseded_by) btree, every distance computed. Exact, and the
   fastest while a user has fewer than MEMORY_HNSW_MIN_USER_MEMORIES memories.
 - shared HNSW: the table's HNSW index with iterative scans, filtered by user. For bigger users.
 - dedicated: the user's own partial HNSW index (memories.user_indexes builds it for the heaviest users), over
@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from memories.models import Memory, UserVectorIndex
+from memories.owners import Owner
 
 TABLE = Memory._meta.db_table
 INDEX_TABLE = UserVectorIndex._meta.db_table
@@ -42,9 +43,9 @@ def dedicated_expression() -> str:
     return f"embedding::{dedicated_type()}"
 
 
-def dedicated_index_name(user_id: str) -> str:
-    """`memory_user_hnsw_` + a hash of the user id: no user id appears in the schema."""
-    return DEDICATED_INDEX_PREFIX + hashlib.sha256(user_id.encode()).hexdigest()[:24]
+def dedicated_index_name(owner: Owner) -> str:
+    """`memory_user_hnsw_` + a hash of the space and user id: no user id appears in the schema."""
+    return DEDICATED_INDEX_PREFIX + hashlib.sha256(owner.key.encode()).hexdigest()[:24]
 
 
 # A user's dedicated index serves searches when its row says ready and the index is in the schema and valid (a
@@ -52,23 +53,24 @@ def dedicated_index_name(user_id: str) -> str:
 HEALTHY_DEDICATED_INDEX = (
     f"EXISTS (SELECT 1 FROM {INDEX_TABLE} record JOIN pg_class index_class ON index_class.relname = record.index_name "
     "JOIN pg_index ON pg_index.indexrelid = index_class.oid "
-    f"WHERE record.user_id = {{user}} AND record.status = '{UserVectorIndex.Status.READY}' AND pg_index.indisvalid)"
+    f"WHERE record.space_id = {{space}} AND record.user_id = {{user}} "
+    f"AND record.status = '{UserVectorIndex.Status.READY}' AND pg_index.indisvalid)"
 )
 
 
-def healthy_dedicated_users() -> set[str]:
+def healthy_dedicated_users() -> set[Owner]:
     """The users whose dedicated index serves searches now."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT user_id FROM {INDEX_TABLE} outer_record "
-            f"WHERE {HEALTHY_DEDICATED_INDEX.format(user='outer_record.user_id')}"
+            f"SELECT space_id, user_id FROM {INDEX_TABLE} outer_record "
+            f"WHERE {HEALTHY_DEDICATED_INDEX.format(space='outer_record.space_id', user='outer_record.user_id')}"
         )
-        return {row[0] for row in cursor.fetchall()}
+        return {Owner(*row) for row in cursor.fetchall()}
 
 
-def current_memories(user_id: str, cap: int | None = None) -> int:
+def current_memories(owner: Owner, cap: int | None = None) -> int:
     """The user's current memories; with `cap`, counting stops there (an index-only scan of at most `cap` rows)."""
-    queryset = Memory.objects.current().for_user(user_id)
+    queryset = Memory.objects.current().for_user(owner)
     if cap is None:
         return queryset.count()
     return queryset.values("pk")[:cap].count()
@@ -83,40 +85,40 @@ class PlanCache:
     """
 
     def __init__(self) -> None:
-        self._plans: dict[tuple[str, int], tuple[Plan, float]] = {}
+        self._plans: dict[tuple[Owner, int], tuple[Plan, float]] = {}
 
-    def choose(self, user_id: str) -> Plan:
+    def choose(self, owner: Owner) -> Plan:
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
         if threshold <= 0:
             return Plan.EXACT
         now = time.monotonic()
-        remembered = self._plans.get((user_id, threshold))
+        remembered = self._plans.get((owner, threshold))
         if remembered is not None and remembered[1] > now:
             return remembered[0]
-        plan = decide_plan(user_id, threshold)
+        plan = decide_plan(owner, threshold)
         if len(self._plans) >= PLAN_CACHE_SIZE:
             self._plans.clear()
-        self._plans[(user_id, threshold)] = (plan, now + settings.MEMORY_PLAN_CACHE_SECONDS)
+        self._plans[(owner, threshold)] = (plan, now + settings.MEMORY_PLAN_CACHE_SECONDS)
         return plan
 
-    def forget(self, user_id: str | None = None) -> None:
+    def forget(self, owner: Owner | None = None) -> None:
         """Drop the remembered plans of one user, or of everyone."""
-        if user_id is None:
+        if owner is None:
             self._plans.clear()
             return
-        for key in [key for key in self._plans if key[0] == user_id]:
+        for key in [key for key in self._plans if key[0] == owner]:
             del self._plans[key]
 
 
-def decide_plan(user_id: str, threshold: int) -> Plan:
+def decide_plan(owner: Owner, threshold: int) -> Plan:
     """Dedicated if the user has a healthy index of their own, shared HNSW from `threshold` memories, else exact.
     One round trip."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {HEALTHY_DEDICATED_INDEX.format(user='%s')}, "
-            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE user_id = %s AND superseded_by_id IS NULL "
-            "LIMIT %s) AS capped)",
-            [user_id, user_id, threshold],
+            f"SELECT {HEALTHY_DEDICATED_INDEX.format(space='%s', user='%s')}, "
+            f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TABLE} WHERE space_id = %s AND user_id = %s "
+            "AND superseded_by_id IS NULL LIMIT %s) AS capped)",
+            [owner.space_id, owner.user_id, owner.space_id, owner.user_id, threshold],
         )
         dedicated, count = cursor.fetchone()
     if dedicated:

@@ -296,6 +296,9 @@ ELEVENLABS_TOOL_SECRETS = env_list("ELEVENLABS_TOOL_SECRETS")
 ELEVENLABS_INITIATION_SECRETS = env_list("ELEVENLABS_INITIATION_SECRETS")
 ELEVENLABS_WEBHOOK_SECRETS = env_list("ELEVENLABS_WEBHOOK_SECRETS")
 ELEVENLABS_INITIATION_SECRET_HEADER = env_str("ELEVENLABS_INITIATION_SECRET_HEADER", "X-Memory-Secret")
+# Memory spaces (memories.Space): how long each process remembers which space a secret or an agent belongs to
+# (calls.spaces); a revoked secret or a moved agent takes effect within this time.
+SPACE_LOOKUP_CACHE_SECONDS = env_float("SPACE_LOOKUP_CACHE_SECONDS", 5.0, minimum=0)
 ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS = env_int("ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS", 30 * 60, minimum=1)
 # Region for phone numbers sent without a country code ("612 555 0100"); E.164 numbers need none.
 PHONE_DEFAULT_REGION = env_str("PHONE_DEFAULT_REGION", "US")

@@ -63,6 +63,16 @@ def pytest_collection_modifyitems(config, items):
         items[:] = selected
 
 
+@pytest.fixture(autouse=True)
+def fresh_space_lookups():
+    """Which space a secret or an agent belongs to is remembered per process (calls.spaces): not across tests."""
+    from calls.spaces import forget_lookups
+
+    forget_lookups()
+    yield
+    forget_lookups()
+
+
 def reset_embedding_singletons() -> None:
     from embeddings.cache import get_embedding_cache
     from embeddings.providers import get_provider

@@ -4,9 +4,11 @@ from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.utils import timezone
 
-from memories.models import Memory, MemoryLink
+from memories.models import Memory, MemoryLink, Space
+from memories.owners import DEFAULT_SPACE_ID
 
 _rng = np.random.default_rng(20261124)
 
@@ -47,3 +49,11 @@ def make_link(first: Memory, second: Memory, weight: float = 0.8, reason: str = 
     return MemoryLink.objects.create(
         from_memory=first, to_memory=second, weight=weight, reason=reason, user_id=user_id or first.user_id
     )
+
+
+def make_staff(username: str, password: str | None = None, spaces: tuple[int, ...] = (DEFAULT_SPACE_ID,), **fields):
+    """A staff user who may see `spaces` (the default space unless told otherwise): new staff see no space."""
+    person = User.objects.create_user(username, password=password, **{"is_staff": True, **fields})
+    for space_id in spaces:
+        Space.objects.get(pk=space_id).staff.add(person)
+    return person

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, settings
 from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import TOOL_SECRET
 
@@ -25,7 +26,7 @@ def staff_token(db, settings, call_secrets):
     the WSGI handler would close it after each request, and the test's transaction with it)."""
     settings.ALLOWED_HOSTS = ["localhost"]
     settings.ELEVENLABS_INITIATION_SECRETS = [TOOL_SECRET]  # one X-Memory-Secret for both endpoints
-    create_memory("alice", NewMemory("I prefer email over phone calls"))
+    create_memory(default_owner("alice"), NewMemory("I prefer email over phone calls"))
     user = User.objects.create_user("fuzzer", is_staff=True, is_superuser=True)
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

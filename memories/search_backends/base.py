@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memories.owners import Owner
+
 
 @dataclass(frozen=True)
 class VectorMatch:
@@ -35,9 +37,9 @@ class SearchBackend(ABC):
     """Nearest memories of ONE user by cosine similarity; superseded memories are never returned."""
 
     @abstractmethod
-    def search(self, embedding: np.ndarray, user_id: str, scope: Scope, limit: int) -> list[VectorMatch]:
+    def search(self, embedding: np.ndarray, owner: Owner, scope: Scope, limit: int) -> list[VectorMatch]:
         """Up to `limit` matches within `scope`, most similar first (ties broken by memory id, ascending)."""
 
-    def search_many(self, embeddings: Sequence[np.ndarray], user_id: str, limit: int) -> list[list[VectorMatch]]:
+    def search_many(self, embeddings: Sequence[np.ndarray], owner: Owner, limit: int) -> list[list[VectorMatch]]:
         """`search` for several query vectors of one user (all their memories); backends answer in one go."""
-        return [self.search(embedding, user_id, EVERYTHING, limit) for embedding in embeddings]
+        return [self.search(embedding, owner, EVERYTHING, limit) for embedding in embeddings]

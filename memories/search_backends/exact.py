@@ -3,13 +3,14 @@
 import numpy as np
 
 from memories.models import Memory
+from memories.owners import Owner
 from memories.search_backends.base import Scope, SearchBackend, VectorMatch
 
 
 class ExactNumpySearch(SearchBackend):
-    def search(self, embedding: np.ndarray, user_id: str, scope: Scope, limit: int) -> list[VectorMatch]:
+    def search(self, embedding: np.ndarray, owner: Owner, scope: Scope, limit: int) -> list[VectorMatch]:
         rows = list(
-            Memory.objects.for_user(user_id).current().values_list("id", "sector", "extra_sectors", "kind", "embedding")
+            Memory.objects.for_user(owner).current().values_list("id", "sector", "extra_sectors", "kind", "embedding")
         )
         if scope.sectors or scope.kinds:
             rows = [row for row in rows if scope.admits(row[1], row[2], row[3])]
@@ -22,10 +23,10 @@ class ExactNumpySearch(SearchBackend):
         order = np.lexsort((ids, -similarities))[:limit]
         return [VectorMatch(memory_id=int(ids[i]), similarity=float(similarities[i])) for i in order]
 
-    def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
+    def search_many(self, embeddings, owner: Owner, limit: int) -> list[list[VectorMatch]]:
         if not embeddings:
             return []
-        rows = list(Memory.objects.for_user(user_id).current().values_list("id", "embedding"))
+        rows = list(Memory.objects.for_user(owner).current().values_list("id", "embedding"))
         if not rows:
             return [[] for _ in embeddings]
         ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from pgvector.psycopg import register_vector
 
+from memories.owners import Owner
 from memories.search_backends.base import Scope, SearchBackend, VectorMatch
 from memories.vector_plans import TABLE, Plan, dedicated_expression, dedicated_type, plans
 
@@ -45,19 +46,19 @@ def vector_cursor():
 
 
 class PgVectorSearch(SearchBackend):
-    def search(self, embedding: np.ndarray, user_id: str, scope: Scope, limit: int) -> list[VectorMatch]:
-        return self.search_with_plan(plans.choose(user_id), embedding, user_id, scope, limit)
+    def search(self, embedding: np.ndarray, owner: Owner, scope: Scope, limit: int) -> list[VectorMatch]:
+        return self.search_with_plan(plans.choose(owner), embedding, owner, scope, limit)
 
-    def search_many(self, embeddings, user_id: str, limit: int) -> list[list[VectorMatch]]:
+    def search_many(self, embeddings, owner: Owner, limit: int) -> list[list[VectorMatch]]:
         """All query vectors in one statement on the exact plan (the user's rows are read once)."""
         if not embeddings:
             return []
-        if plans.choose(user_id) != Plan.EXACT:
-            return super().search_many(embeddings, user_id, limit)
+        if plans.choose(owner) != Plan.EXACT:
+            return super().search_many(embeddings, owner, limit)
         vectors = [np.asarray(embedding, dtype=np.float32) for embedding in embeddings]
         sql = (
             f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
-            "WHERE user_id = %s AND superseded_by_id IS NULL), "
+            "WHERE space_id = %s AND user_id = %s AND superseded_by_id IS NULL), "
             "queries AS (SELECT position, query FROM unnest(%s::vector[]) WITH ORDINALITY "
             "AS given(query, position)) "
             "SELECT queries.position, best.id, best.distance FROM queries CROSS JOIN LATERAL "
@@ -66,13 +67,13 @@ class PgVectorSearch(SearchBackend):
         )
         results: list[list[VectorMatch]] = [[] for _ in embeddings]
         with vector_cursor() as cursor:
-            cursor.execute(sql, [user_id, vectors, limit], binary=True)
+            cursor.execute(sql, [owner.space_id, owner.user_id, vectors, limit], binary=True)
             for position, memory_id, distance in cursor.fetchall():
                 results[position - 1].append(VectorMatch(memory_id=memory_id, similarity=1.0 - float(distance)))
         return results
 
     @staticmethod
-    def _dedicated_search(vector: np.ndarray, user_id: str, scope: Scope, limit: int) -> list:
+    def _dedicated_search(vector: np.ndarray, owner: Owner, scope: Scope, limit: int) -> list:
         """The dedicated plan in one round trip (outside transactions): no BEGIN, SET LOCAL, COMMIT.
 
         Its two settings are set for the session instead, once per connection and value: they only affect
@@ -82,7 +83,7 @@ class PgVectorSearch(SearchBackend):
         three extra round trips as a fifth of the worker's time (docs/benchmarks.md).
         """
         ef_search = int(max(settings.MEMORY_USER_INDEX_EF_SEARCH, limit))
-        sql, params = hnsw_query(vector, user_id, scope, limit, dedicated=True)
+        sql, params = hnsw_query(vector, owner, scope, limit, dedicated=True)
         with vector_cursor() as cursor:
             raw = connection.connection
             if _session_ef_search.get(raw) != ef_search:
@@ -92,24 +93,24 @@ class PgVectorSearch(SearchBackend):
             return cursor.fetchall()
 
     def search_with_plan(
-        self, plan: Plan, embedding: np.ndarray, user_id: str, scope: Scope, limit: int
+        self, plan: Plan, embedding: np.ndarray, owner: Owner, scope: Scope, limit: int
     ) -> list[VectorMatch]:
         vector = np.asarray(embedding, dtype=np.float32)
         if plan == Plan.EXACT:
             scope_sql, scope_params = scope_filter(scope)
             sql = (
                 f"WITH candidates AS MATERIALIZED (SELECT id, embedding FROM {TABLE} "
-                f"WHERE user_id = %s AND superseded_by_id IS NULL{scope_sql}) "
+                f"WHERE space_id = %s AND user_id = %s AND superseded_by_id IS NULL{scope_sql}) "
                 "SELECT id, embedding <=> %s AS distance FROM candidates ORDER BY distance, id LIMIT %s"
             )
-            params = [user_id, *scope_params, vector, limit]
+            params = [owner.space_id, owner.user_id, *scope_params, vector, limit]
             with vector_cursor() as cursor:
                 cursor.execute(sql, params, binary=True)
                 rows = cursor.fetchall()
         elif plan == Plan.DEDICATED and not connection.in_atomic_block:
-            rows = self._dedicated_search(vector, user_id, scope, limit)
+            rows = self._dedicated_search(vector, owner, scope, limit)
         else:
-            sql, params = hnsw_query(vector, user_id, scope, limit, dedicated=plan == Plan.DEDICATED)
+            sql, params = hnsw_query(vector, owner, scope, limit, dedicated=plan == Plan.DEDICATED)
             ef_search = (
                 settings.MEMORY_USER_INDEX_EF_SEARCH if plan == Plan.DEDICATED else settings.MEMORY_HNSW_EF_SEARCH
             )
@@ -122,7 +123,7 @@ class PgVectorSearch(SearchBackend):
                     f"SET LOCAL hnsw.ef_search = {int(max(ef_search, limit))}; SET LOCAL enable_sort = off"
                 )
                 # Unprepared: PostgreSQL then plans with the user id's value, which is what lets it prove that
-                # a dedicated partial index (WHERE user_id = '...') applies.
+                # a dedicated partial index (WHERE space_id = ... AND user_id = '...') applies.
                 cursor.execute(sql, params, binary=True, prepare=False if plan == Plan.DEDICATED else None)
                 rows = cursor.fetchall()
         if plan != Plan.EXACT:
@@ -130,7 +131,7 @@ class PgVectorSearch(SearchBackend):
         return [VectorMatch(memory_id=row[0], similarity=1.0 - float(row[1])) for row in rows]
 
 
-def hnsw_query(vector: np.ndarray, user_id: str, scope: Scope, limit: int, dedicated: bool = False) -> tuple[str, list]:
+def hnsw_query(vector: np.ndarray, owner: Owner, scope: Scope, limit: int, dedicated: bool = False) -> tuple[str, list]:
     """The approximate plans' statement and parameters: nearest first, by an HNSW index.
 
     `dedicated` orders by the expression that only the users' own indexes hold (memories.vector_plans); the
@@ -143,9 +144,9 @@ def hnsw_query(vector: np.ndarray, user_id: str, scope: Scope, limit: int, dedic
         order_params = [vector]
     sql = (
         f"SELECT id, embedding <=> %s AS distance FROM {TABLE} "
-        f"WHERE user_id = %s AND superseded_by_id IS NULL{scope_sql} ORDER BY {order} LIMIT %s"
+        f"WHERE space_id = %s AND user_id = %s AND superseded_by_id IS NULL{scope_sql} ORDER BY {order} LIMIT %s"
     )
-    return sql, [vector, user_id, *scope_params, *order_params, limit]
+    return sql, [vector, owner.space_id, owner.user_id, *scope_params, *order_params, limit]
 
 
 def scope_filter(scope: Scope, alias: str = "") -> tuple[str, list]:

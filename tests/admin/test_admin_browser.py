@@ -16,8 +16,10 @@ from calls.models import WebhookEvent
 from embeddings.generation import generate_embeddings_batch
 from embeddings.prewarm import cached_query_texts
 from embeddings.statistics import collect_statistics
+from memories.owners import DEFAULT_SPACE_ID, default_owner
 from testkit.elevenlabs import transcription_payload
 from tests.conftest import PRODUCTION_STACK
+from tests.factories import make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,16 +211,17 @@ def test_each_permission_level_sees_only_the_actions_it_may_take(browser, live_s
     from memories.models import Memory
     from memories.services import NewMemory, create_memory
 
-    create_memory("usr_browser", NewMemory("Prefers email over phone calls"))
+    create_memory(default_owner("usr_browser"), NewMemory("Prefers email over phone calls"))
     WebhookEvent.objects.create(
         event_type="post_call_transcription",
         conversation_id="conv_perm",
         dedupe_key="post_call_transcription:conv_perm",
+        space_id=DEFAULT_SPACE_ID,
         status="failed",
         body_sha256="0" * 64,
         payload=transcription_payload(conversation_id="conv_perm", user_id="usr_browser"),
     )
-    viewer = User.objects.create_user("viewer", password="viewer password 123", is_staff=True)
+    viewer = make_staff("viewer", password="viewer password 123")
     viewer.user_permissions.add(
         *Permission.objects.filter(content_type__app_label__in=["memories", "calls"], codename__startswith="view")
     )

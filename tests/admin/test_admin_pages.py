@@ -2,7 +2,7 @@
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission, User
+from django.contrib.auth.models import Permission
 
 from calls.models import CallerIdentity, WebhookEvent
 from embeddings.generation import generate_embeddings_batch
@@ -10,8 +10,9 @@ from embeddings.models import CacheStatsSample, PrewarmQuery
 from embeddings.prewarm import cached_query_texts
 from embeddings.statistics import collect_statistics
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
-from tests.factories import make_memory
+from tests.factories import make_memory, make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +22,7 @@ CLEAR_URL = "/admin/embedding-cache/clear/"
 
 @pytest.fixture
 def operator(client):
-    user = User.objects.create_user("operator", password="pw", is_staff=True)
+    user = make_staff("operator", password="pw")
     user.user_permissions.add(
         *Permission.objects.filter(content_type__app_label__in=["embeddings", "memories", "calls"])
     )
@@ -31,7 +32,7 @@ def operator(client):
 
 @pytest.fixture
 def viewer(client):
-    user = User.objects.create_user("viewer", password="pw", is_staff=True)
+    user = make_staff("viewer", password="pw")
     user.user_permissions.add(
         *Permission.objects.filter(
             content_type__app_label__in=["embeddings", "memories", "calls"], codename__startswith="view"
@@ -120,9 +121,9 @@ def test_prewarm_list_shows_what_is_cached_and_warms_selected(client, operator):
 
 
 def test_memory_admin_filters_links_and_forget(client, operator):
-    kept = create_memory("alice", NewMemory("Lives in Berlin")).memory
+    kept = create_memory(default_owner("alice"), NewMemory("Lives in Berlin")).memory
     make_memory("alice", "Lived in Paris", superseded_by=kept)
-    create_memory("bob", NewMemory("Lives in Rome"))
+    create_memory(default_owner("bob"), NewMemory("Lives in Rome"))
     CallerIdentity.objects.create(phone_number="+16125550100", user_id="alice")
     listing = client.get("/admin/memories/memory/", {"superseded": "no", "q": "alice"}).content.decode()
     assert "Lives in Berlin" in listing and "Lived in Paris" not in listing and "Rome" not in listing

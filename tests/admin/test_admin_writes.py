@@ -8,7 +8,9 @@ from django.contrib.contenttypes.models import ContentType
 from calls.models import CallerIdentity, WebhookEvent
 from embeddings.generation import generate_embedding
 from memories.models import Memory
+from memories.owners import DEFAULT_SPACE_ID, default_owner
 from memories.services import NewMemory, create_memory, forget_user
+from tests.factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +18,7 @@ ADD_URL = "/admin/memories/memory/add/"
 
 
 def staff(client, name: str, codename_prefixes: tuple[str, ...]) -> User:
-    user = User.objects.create_user(name, password="pw", is_staff=True)
+    user = make_staff(name, password="pw")
     permissions = Permission.objects.filter(content_type__app_label__in=["embeddings", "memories", "calls"])
     user.user_permissions.add(*[p for p in permissions if p.codename.startswith(codename_prefixes)])
     client.force_login(user)
@@ -28,6 +30,7 @@ def failed_event(conversation_id: str = "conv_1") -> WebhookEvent:
         event_type="post_call_transcription",
         conversation_id=conversation_id,
         dedupe_key=f"post_call_transcription:{conversation_id}",
+        space_id=DEFAULT_SPACE_ID,
         status="failed",
         attempts=5,
         body_sha256="0" * 64,
@@ -37,6 +40,7 @@ def failed_event(conversation_id: str = "conv_1") -> WebhookEvent:
 
 def add_form(**values) -> dict:
     form = {
+        "space": str(DEFAULT_SPACE_ID),
         "user_id": "alice",
         "text": "Prefers to be called in the morning",
         "kind": "note",
@@ -52,7 +56,7 @@ def add_form(**values) -> dict:
 
 def test_view_only_staff_are_offered_no_action_and_posting_one_changes_nothing(client):
     staff(client, "viewer", ("view",))
-    memory = create_memory("alice", NewMemory("Lives in Berlin")).memory
+    memory = create_memory(default_owner("alice"), NewMemory("Lives in Berlin")).memory
     event = failed_event()
     listing = client.get("/admin/memories/memory/").content.decode()
     assert "Lives in Berlin" in listing and 'value="forget_users"' not in listing
@@ -71,7 +75,7 @@ def test_view_only_staff_are_offered_no_action_and_posting_one_changes_nothing(c
 
 def test_forget_needs_the_delete_permission_not_change(client):
     staff(client, "editor", ("view", "change", "add"))
-    memory = create_memory("alice", NewMemory("Lives in Berlin")).memory
+    memory = create_memory(default_owner("alice"), NewMemory("Lives in Berlin")).memory
     assert 'value="forget_users"' not in client.get("/admin/memories/memory/").content.decode()
     client.post(
         "/admin/memories/memory/", {"action": "forget_users", "_selected_action": [memory.pk], "confirmed": "yes"}
@@ -84,7 +88,7 @@ def test_forget_needs_the_delete_permission_not_change(client):
 
 def test_superuser_is_offered_every_action(client):
     client.force_login(User.objects.create_superuser("root", password="pw"))
-    create_memory("alice", NewMemory("Lives in Berlin"))
+    create_memory(default_owner("alice"), NewMemory("Lives in Berlin"))
     failed_event()
     assert 'value="forget_users"' in client.get("/admin/memories/memory/").content.decode()
     assert 'value="replay_selected"' in client.get("/admin/calls/webhookevent/").content.decode()
@@ -92,7 +96,7 @@ def test_superuser_is_offered_every_action(client):
 
 def test_adding_a_memory_embeds_guesses_the_sector_and_links(client):
     staff(client, "editor", ("view", "change", "add"))
-    create_memory("alice", NewMemory("Prefers to be called in the morning, before nine"))
+    create_memory(default_owner("alice"), NewMemory("Prefers to be called in the morning, before nine"))
     response = client.post(ADD_URL, add_form())
     assert response.status_code == 302, response.content.decode()[:2000]
     memory = Memory.objects.get(user_id="alice", text="Prefers to be called in the morning")
@@ -105,7 +109,7 @@ def test_adding_a_memory_embeds_guesses_the_sector_and_links(client):
 
 def test_adding_a_repeat_reinforces_the_original_and_says_so(client):
     staff(client, "editor", ("view", "change", "add"))
-    original = create_memory("alice", NewMemory("Prefers to be called in the morning")).memory
+    original = create_memory(default_owner("alice"), NewMemory("Prefers to be called in the morning")).memory
     response = client.post(ADD_URL, add_form(text="prefers to be called   in the MORNING"), follow=True)
     assert response.status_code == 200
     assert f"This repeats memory {original.pk} of alice" in response.content.decode()
@@ -143,8 +147,8 @@ def test_a_provider_failure_is_a_form_error_not_a_500(client, fake_openai):
 
 def test_editing_the_text_re_embeds_and_a_duplicate_is_refused(client):
     staff(client, "editor", ("view", "change", "add"))
-    memory = create_memory("alice", NewMemory("Lives in Berlin")).memory
-    create_memory("alice", NewMemory("Works as a nurse at the city hospital"))
+    memory = create_memory(default_owner("alice"), NewMemory("Lives in Berlin")).memory
+    create_memory(default_owner("alice"), NewMemory("Works as a nurse at the city hospital"))
     url = f"/admin/memories/memory/{memory.pk}/change/"
     response = client.post(url, {"text": "Lives in Lyon", "sector": memory.sector, "salience": "0.5", "metadata": "{}"})
     assert response.status_code == 302
@@ -166,9 +170,9 @@ def test_editing_the_text_re_embeds_and_a_duplicate_is_refused(client):
 
 def test_forgetting_a_user_removes_their_names_from_the_admin_history(client):
     user = staff(client, "editor", ("view", "change", "add", "delete"))
-    memory = create_memory("alice", NewMemory("Lives in Berlin")).memory
+    memory = create_memory(default_owner("alice"), NewMemory("Lives in Berlin")).memory
     identity = CallerIdentity.objects.create(phone_number="+16125550100", user_id="alice")
-    other = create_memory("bob", NewMemory("Lives in Rome")).memory
+    other = create_memory(default_owner("bob"), NewMemory("Lives in Rome")).memory
     for obj in (memory, identity, other):
         LogEntry.objects.log_actions(user.pk, [obj], CHANGE, change_message="[{'changed': {'fields': ['text']}}]")
     client.post(
@@ -177,7 +181,7 @@ def test_forgetting_a_user_removes_their_names_from_the_admin_history(client):
         follow=True,
     )
 
-    forget_user("alice")
+    forget_user(default_owner("alice"))
 
     memory_type = ContentType.objects.get_for_model(Memory)
     about_alice = LogEntry.objects.filter(object_id__in=[str(memory.pk), str(identity.pk)])

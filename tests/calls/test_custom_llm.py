@@ -12,6 +12,7 @@ import openai
 import pytest
 
 from calls.custom_llm import MEMORY_HEADER
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import LLM_SECRET, TOOL_SECRET
 from testkit.fake_openai import FakeOpenAIServer
@@ -56,7 +57,7 @@ def asgi(settings, upstream, tmp_path):
 @pytest.fixture
 def alice():
     for text in ("My dog is called Rex", "I prefer email over phone calls", "I live in Lyon"):
-        create_memory("alice", NewMemory(text))
+        create_memory(default_owner("alice"), NewMemory(text))
 
 
 def client_for(server, key: str = LLM_SECRET) -> openai.OpenAI:

@@ -5,7 +5,6 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from django_tasks.base import TaskResultStatus
@@ -22,6 +21,7 @@ from embeddings.generation import cached_embeddings
 from memories.models import Memory
 from testkit.elevenlabs import POST_CALL_URL, encode, signed_headers, transcription_payload
 from testkit.tasks import drain_task_queue
+from tests.factories import make_staff
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,7 +56,7 @@ def test_forget_user_command_by_phone_asks_then_removes_everything_and_their_cac
     output = StringIO()
     with pytest.raises(CommandError, match="pass --yes"):
         call_command("forget_user", "--phone", "(612) 555-0100", stdout=output)
-    assert f"User {user_id}: {len(texts)} memories" in output.getvalue() and PHONE in output.getvalue()
+    assert f"User {user_id} in space default: {len(texts)} memories" in output.getvalue() and PHONE in output.getvalue()
     assert Memory.objects.filter(user_id=user_id).count() == len(texts)
 
     output = StringIO()
@@ -83,9 +83,7 @@ def test_forget_user_command_refuses_what_it_cannot_resolve():
 def test_export_holds_memories_with_provenance_identities_and_event_metadata_only(client):
     user_id = a_caller_with_two_calls(client)
     api = APIClient()
-    api.credentials(
-        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=User.objects.create_user('op', is_staff=True)).key}"
-    )
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=make_staff('op')).key}")
     response = api.get(f"/api/users/{user_id}/export")
     assert response.status_code == 200
     assert response["Content-Disposition"] == f'attachment; filename="export-{user_id}.json"'

@@ -9,6 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from calls.models import WebhookEvent
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import (
     INITIATION_SECRET,
@@ -121,7 +122,7 @@ def test_tool_bodies_that_cannot_be_used_are_a_short_400(client, raw, expected_e
 
 @pytest.mark.parametrize("query", ["tea\u0000 time", "tea \ud800 time", "\u0000tea"])
 def test_tool_queries_with_nul_or_lone_surrogates_are_answered(client, query):
-    create_memory("alice", NewMemory("I drink green tea every afternoon"))
+    create_memory(default_owner("alice"), NewMemory("I drink green tea every afternoon"))
     response = tool(client, {"query": query, "user_id": "alice"})
     assert response.status_code == 200 and response.json()["memories"]
 
@@ -178,8 +179,8 @@ def test_forgetting_a_user_id_that_cannot_exist_is_400(client, staff_api):
 
 
 def test_editing_a_memory_into_a_copy_of_another_is_409(client, staff_api):
-    first = create_memory("alice", NewMemory("I live in Lisbon")).memory
-    second = create_memory("alice", NewMemory("My dog is called Rex")).memory
+    first = create_memory(default_owner("alice"), NewMemory("I live in Lisbon")).memory
+    second = create_memory(default_owner("alice"), NewMemory("My dog is called Rex")).memory
     response = client.patch(
         f"/api/memories/{second.pk}", data={"text": "I live in Lisbon"}, content_type="application/json", **staff_api
     )

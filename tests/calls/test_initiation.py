@@ -7,6 +7,7 @@ from django.core.management import call_command
 
 from calls import initiation
 from calls.models import CallerIdentity
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import INITIATION_SECRET as SECRET
 from testkit.elevenlabs import INITIATION_URL as URL
@@ -51,9 +52,9 @@ def test_unknown_caller_gets_a_new_user_id_and_defaults(client):
 def test_known_caller_gets_their_memories_without_any_provider_call(client, fake_openai, settings):
     call_command("prewarm_embeddings", stdout=open("/dev/null", "w"))  # noqa: SIM115
     user_id = start_call(client).json()["user_id"]
-    create_memory(user_id, NewMemory("I prefer email over phone calls", salience=0.9))
-    create_memory(user_id, NewMemory("My billing address is 12 Elm Street"))
-    create_memory("someone-else", NewMemory("Someone else's secret billing detail"))
+    create_memory(default_owner(user_id), NewMemory("I prefer email over phone calls", salience=0.9))
+    create_memory(default_owner(user_id), NewMemory("My billing address is 12 Elm Street"))
+    create_memory(default_owner("someone-else"), NewMemory("Someone else's secret billing detail"))
     requests_before = len(fake_openai.embedding_requests)
     answer = start_call(client).json()
     assert len(fake_openai.embedding_requests) == requests_before, "no embedding request while the phone rings"
@@ -70,7 +71,7 @@ def test_context_is_cut_to_the_budget_in_whole_lines(client, settings):
     settings.INITIATION_CONTEXT_MAX_CHARS = 120
     user_id = start_call(client).json()["user_id"]
     for index in range(6):
-        create_memory(user_id, NewMemory(f"Fact number {index} about the caller's garden and roses"))
+        create_memory(default_owner(user_id), NewMemory(f"Fact number {index} about the caller's garden and roses"))
     context = start_call(client).json()["dynamic_variables"]["memory_context"]
     assert 0 < len(context) <= 120
     assert all(line.startswith("- Fact number") and line.endswith(")") for line in context.splitlines())
@@ -78,7 +79,7 @@ def test_context_is_cut_to_the_budget_in_whole_lines(client, settings):
 
 def test_uncached_prewarm_queries_are_skipped_not_embedded_inline(client, fake_openai, background_prewarms):
     user_id = start_call(client).json()["user_id"]
-    create_memory(user_id, NewMemory("I prefer email over phone calls"))
+    create_memory(default_owner(user_id), NewMemory("I prefer email over phone calls"))
     before = len(fake_openai.embedding_requests)
     answer = start_call(client).json()
     assert len(fake_openai.embedding_requests) == before
@@ -87,7 +88,7 @@ def test_uncached_prewarm_queries_are_skipped_not_embedded_inline(client, fake_o
 
 
 def test_web_call_with_an_explicit_user_id(client):
-    create_memory("web-user-7", NewMemory("I am learning Portuguese"))
+    create_memory(default_owner("web-user-7"), NewMemory("I am learning Portuguese"))
     answer = start_call(client, {"user_id": "web-user-7", "agent_id": "agent_x"}).json()
     assert answer["user_id"] == "web-user-7"
     assert answer["dynamic_variables"]["caller_known"] is True
@@ -130,7 +131,7 @@ def test_internal_error_still_answers_200_with_defaults(client, monkeypatch, cap
 
 def test_first_message_override_for_known_callers_behind_a_setting(client, settings):
     user_id = start_call(client).json()["user_id"]
-    create_memory(user_id, NewMemory("I prefer email over phone calls"))
+    create_memory(default_owner(user_id), NewMemory("I prefer email over phone calls"))
     assert "conversation_config_override" not in start_call(client).json()
     settings.INITIATION_KNOWN_CALLER_FIRST_MESSAGE = "Welcome back! Last time: {memory_context}"
     override = start_call(client).json()["conversation_config_override"]
@@ -146,7 +147,7 @@ def test_auth(client, settings):
 
 def test_the_tool_maps_a_caller_number_to_the_same_user(client):
     user_id = start_call(client).json()["user_id"]
-    create_memory(user_id, NewMemory("I prefer email over phone calls"))
+    create_memory(default_owner(user_id), NewMemory("I prefer email over phone calls"))
     response = client.post(
         TOOL_URL,
         data=json.dumps({"query": "contact preference", "system__caller_id": "+1 (612) 555-0100"}),

@@ -4,6 +4,7 @@ import pytest
 
 from calls.models import WebhookEvent
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.search import vector_search
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import POST_CALL_URL, encode, signed_headers, transcription_payload
@@ -25,9 +26,9 @@ def deliver(client, payload):
 
 
 def test_facts_are_added_reinforced_and_superseded(client, llm):
-    old_address = create_memory("usr_1", NewMemory("Lives at 12 Elm Street")).memory
-    likes_email = create_memory("usr_1", NewMemory("Prefers email over phone calls")).memory
-    other_user = create_memory("usr_2", NewMemory("Lives at 99 Oak Avenue")).memory
+    old_address = create_memory(default_owner("usr_1"), NewMemory("Lives at 12 Elm Street")).memory
+    likes_email = create_memory(default_owner("usr_1"), NewMemory("Prefers email over phone calls")).memory
+    other_user = create_memory(default_owner("usr_2"), NewMemory("Lives at 99 Oak Avenue")).memory
     llm.chat_responses.append(
         {
             "facts": [
@@ -89,7 +90,7 @@ def test_facts_are_added_reinforced_and_superseded(client, llm):
     other_user.refresh_from_db()
     assert other_user.superseded_by_id is None, "a target outside the shown memories is never touched"
     assert Memory.objects.get(text="Wants to hijack another user's memory").user_id == "usr_1"
-    current = {item.memory.text for item in vector_search(moved.embedding, "usr_1", limit=10)}
+    current = {item.memory.text for item in vector_search(moved.embedding, default_owner("usr_1"), limit=10)}
     assert "Lives at 12 Elm Street" not in current and "Moved to 5 Pine Road in October" in current
 
 

@@ -14,6 +14,7 @@ from django.test import RequestFactory
 from calls.models import CallerIdentity, WebhookEvent
 from calls.views import post_call_webhook
 from memories.models import Memory, MemoryLink
+from memories.owners import default_owner
 from memories.services import forget_user
 from testkit.elevenlabs import NEXT_WEBHOOK_SECRET, POST_CALL_URL, encode, signed_headers, transcription_payload
 from testkit.tasks import drain_task_queue
@@ -305,7 +306,7 @@ def test_forget_user_also_forgets_identities_and_events(client):
     post(client, encode(transcription_payload()))
     run_worker()
     user_id = CallerIdentity.objects.get().user_id
-    counts = forget_user(user_id)
+    counts = forget_user(default_owner(user_id))
     assert counts["caller_identities"] == 1 and counts["webhook_events"] == 1 and counts["memories"] == 4
     assert not Memory.objects.exists() and not WebhookEvent.objects.exists() and not CallerIdentity.objects.exists()
 
@@ -318,7 +319,7 @@ def test_forget_user_also_forgets_events_not_processed_yet(client):
     post(client, encode(transcription_payload(conversation_id="conv_by_id", phone=None, user_id=user_id)))
     post(client, encode(transcription_payload(conversation_id="conv_other", phone="+16125550199")))
     assert WebhookEvent.objects.filter(user_id="").count() == 2
-    counts = forget_user(user_id)
+    counts = forget_user(default_owner(user_id))
     assert counts["webhook_events"] == 3
     assert list(WebhookEvent.objects.values_list("conversation_id", flat=True)) == ["conv_other"]
 

@@ -7,6 +7,7 @@ import pytest
 
 from calls.models import CallerIdentity
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import REMEMBER_URL, TOOL_SECRET, TOOL_URL
 
@@ -20,7 +21,7 @@ def post(client, url, body, secret=TOOL_SECRET, raw=None):
 
 
 def test_a_remembered_fact_is_found_by_the_next_query_of_the_call(client):
-    create_memory("alice", NewMemory("I prefer email over phone calls"))
+    create_memory(default_owner("alice"), NewMemory("I prefer email over phone calls"))
     body = {
         "text": "My new address is 12 Rue de la Paix, Lyon",
         "user_id": "alice",

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from memories.owners import default_owner
 from memories.services import NewMemory, create_memory
 from testkit.elevenlabs import TOOL_SECRET as SECRET
 from testkit.elevenlabs import TOOL_URL as URL
@@ -21,8 +22,8 @@ def rotating_secrets(call_secrets, settings):
 @pytest.fixture
 def alice_memories():
     for text in ("I prefer email over phone calls", "My invoice from March was wrong", "I have a dog called Rex"):
-        create_memory("alice", NewMemory(text))
-    create_memory("bob", NewMemory("Bob's invoice from March was wrong too"))
+        create_memory(default_owner("alice"), NewMemory(text))
+    create_memory(default_owner("bob"), NewMemory("Bob's invoice from March was wrong too"))
 
 
 def ask(client, body, secret=SECRET, raw=None, header="X-Memory-Secret"):
@@ -71,12 +72,12 @@ def test_accepts_nested_parameters_and_user_id_aliases(client, alice_memories, b
 
 def test_default_limit_is_five(client):
     for index in range(8):
-        create_memory("dave", NewMemory(f"fact number {index} about gardening and roses"))
+        create_memory(default_owner("dave"), NewMemory(f"fact number {index} about gardening and roses"))
     assert len(ask(client, {"query": "gardening", "user_id": "dave"}).json()["memories"]) == 5
 
 
 def test_sector_filter(client, alice_memories):
-    create_memory("alice", NewMemory("I felt angry about the invoice", sector="emotional"))
+    create_memory(default_owner("alice"), NewMemory("I felt angry about the invoice", sector="emotional"))
     data = ask(client, {"query": "invoice", "user_id": "alice", "sectors": ["emotional"]}).json()
     assert [m["sector"] for m in data["memories"]] == ["emotional"]
     data = ask(client, {"query": "invoice", "user_id": "alice", "sectors": "emotional, episodic"}).json()

@@ -8,6 +8,7 @@ from django.http import HttpResponse
 from django.test import RequestFactory
 
 from core.access import METRICS, SecretPolicy, bearer_token, require_secret
+from tests.factories import make_staff
 
 POLICY = SecretPolicy(secrets_setting="TEST_SECRETS", header_setting="TEST_HEADER", not_configured="Not set up.")
 
@@ -76,7 +77,7 @@ def test_bearer_token_is_ascii_bytes_or_nothing():
 def test_metrics_policy_lets_staff_in_and_otherwise_needs_the_token(settings):
     settings.METRICS_TOKENS = []
     request = RequestFactory().get("/metrics")
-    request.user = User.objects.create_user("ops", is_staff=True)
+    request.user = make_staff("ops")
     assert METRICS.check(request) is None
     request.user = User.objects.create_user("someone")
     assert METRICS.check(request).status_code == 401, "no token configured: staff only"

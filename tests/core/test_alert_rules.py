@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from django.contrib.auth.models import User
+
+from tests.factories import make_staff
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 
@@ -44,7 +45,7 @@ def test_every_dashboard_query_parses_and_reads_metrics_the_platform_serves(clie
     result = promtool("check", "rules", str(tmp_path / "dashboard-rules.yml"))
     assert result.returncode == 0, result.stdout + result.stderr
 
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+    client.force_login(make_staff("ops"))
     client.get("/healthz")
     body = client.get("/metrics").content.decode()
     served = set(re.findall(r"^# TYPE (\w+) ", body, re.MULTILINE))

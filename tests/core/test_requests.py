@@ -9,12 +9,12 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.contrib.auth.models import User
 
 from memoryplatform.logging import JSONFormatter
 from testkit.elevenlabs import TOOL_SECRET, TOOL_URL
 from testkit.processes import Gunicorn
 from tests.conftest import app_env
+from tests.factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,7 @@ def test_the_access_line_is_json_with_route_status_and_duration(client, access_l
 
 
 def test_metrics_count_each_endpoint_by_status_and_time_it(client, call_secrets):
-    staff = User.objects.create_user("ops", is_staff=True)
+    staff = make_staff("ops")
     before = client.get("/metrics")  # anonymous: refused, and counted
     assert before.status_code in (401, 403)
     client.force_login(staff)
@@ -108,7 +108,7 @@ def test_metrics_count_each_endpoint_by_status_and_time_it(client, call_secrets)
 
 def test_request_metrics_can_be_turned_off(client, settings):
     settings.REQUEST_METRICS = False
-    client.force_login(User.objects.create_user("ops", is_staff=True))
+    client.force_login(make_staff("ops"))
     start = client.get("/metrics").content.decode()
     client.get("/healthz")
     end = client.get("/metrics").content.decode()

@@ -12,6 +12,7 @@ from embeddings.checks import check_redis_eviction_policy
 from embeddings.generation import generate_embeddings_batch
 from embeddings.statistics import collect_statistics
 from tests.conftest import PRODUCTION_STACK, redis_embedding_cache_config, reset_embedding_singletons
+from tests.factories import make_staff
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ def test_metrics_need_staff_or_token(client, settings):
         assert client.get(url, headers={"Authorization": "Bearer metrics-secret"}).status_code == 200
     client.force_login(User.objects.create_user("viewer", is_staff=False))
     assert client.get("/metrics/embedding-cache").status_code == 401
-    client.force_login(User.objects.create_user("operator", is_staff=True))
+    client.force_login(make_staff("operator"))
     assert client.get("/metrics/embedding-cache").status_code == 200
 
 

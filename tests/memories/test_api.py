@@ -7,14 +7,14 @@ from rest_framework.test import APIClient
 
 from memories.models import Memory, MemoryLink
 from testkit.elevenlabs import TOOL_SECRET, TOOL_URL
-from tests.factories import make_memory
+from tests.factories import make_memory, make_staff
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def api():
-    operator = User.objects.create_user("operator", is_staff=True)
+    operator = make_staff("operator")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=operator).key}")
     return client
@@ -30,7 +30,7 @@ def test_needs_staff_credentials():
 
 
 def test_session_auth_works_for_staff(client):
-    client.force_login(User.objects.create_user("staffer", is_staff=True))
+    client.force_login(make_staff("staffer"))
     assert client.get("/api/memories").status_code == 200
 
 

@@ -7,6 +7,7 @@ from django.core.management import CommandError, call_command
 
 from memories.checks import assert_ready_to_serve, check_embedding_dimensions, stored_dimensions
 from memories.models import Memory
+from memories.owners import default_owner
 from testkit.fake_openai import fake_vector
 from tests.conftest import reset_embedding_singletons
 from tests.factories import make_memory
@@ -96,7 +97,10 @@ def test_moving_to_a_model_of_another_size_is_resumable_and_never_pads(settings,
     for memory in memories:
         memory.refresh_from_db()
         assert np.allclose(memory.embedding, fake_vector(memory.text, 768), atol=1e-6)
-    assert vector_search(fake_vector("fact number 3", 768), "alice", limit=1)[0].memory.text == "fact number 3"
+    assert (
+        vector_search(fake_vector("fact number 3", 768), default_owner("alice"), limit=1)[0].memory.text
+        == "fact number 3"
+    )
     out = StringIO()
     call_command("reembed_memories", "--dimensions", "768", stdout=out)
     assert "Nothing to do" in out.getvalue()

@@ -4,6 +4,7 @@ import pytest
 from django.utils import timezone
 
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.query import query_memories
 from memories.reinforcement import reinforce
 from memories.scoring import ScoredMemory, rank
@@ -17,7 +18,7 @@ ALL_TERMS = {"relevance": 0.70, "salience": 0.15, "recency": 0.10, "link": 0.05,
 
 def hits(query, user_id: str, limit: int) -> list[ScoredMemory]:
     """The user's nearest memories, scored by their cosine (what the ranking gives direct hits)."""
-    found = vector_search(query, user_id, limit=limit)
+    found = vector_search(query, default_owner(user_id), limit=limit)
     for item in found:
         item.score = item.similarity
     return found
@@ -78,7 +79,7 @@ def test_a_link_row_crafted_across_users_is_never_followed():
     make_link(secret, mine, weight=1.0, user_id="bob")
     expanded = expand_via_links(hits(query, "alice", limit=5), max_total=10)
     assert [item.memory.pk for item in expanded] == [mine.pk]
-    result = query_memories("alice", "anything at all", limit=10)
+    result = query_memories(default_owner("alice"), "anything at all", limit=10)
     assert secret.pk not in {item.memory.pk for item in result.memories}
 
 
@@ -152,7 +153,7 @@ def test_query_reinforces_only_what_it_returns():
     query_vector_text = "pasta recipes"
     returned = make_memory("alice", "loves pasta recipes from Rome")
     untouched = make_memory("bob", "loves pasta recipes from Rome too")
-    result = query_memories("alice", query_vector_text, limit=1)
+    result = query_memories(default_owner("alice"), query_vector_text, limit=1)
     assert [item.memory.pk for item in result.memories] == [returned.pk]
     assert Memory.objects.get(pk=returned.pk).access_count == 1
     assert Memory.objects.get(pk=untouched.pk).access_count == 0

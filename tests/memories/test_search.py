@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
+from memories.owners import default_owner
 from memories.search import vector_search
 from memories.search_backends import EVERYTHING
 from memories.search_backends.exact import ExactNumpySearch
@@ -31,7 +32,7 @@ def test_results_equal_exact_cosine_on_this_stack(population):
     mine, _, rng = population
     for _ in range(5):
         query = random_unit_vector(rng)
-        results = vector_search(query, "alice", limit=10)
+        results = vector_search(query, default_owner("alice"), limit=10)
         assert [item.memory.pk for item in results] == reference_order(query, mine, 10)
         expected = sorted((float(np.dot(query, memory.embedding)) for memory in mine), reverse=True)[:10]
         assert np.allclose([item.similarity for item in results], expected, atol=1e-5)
@@ -40,10 +41,10 @@ def test_results_equal_exact_cosine_on_this_stack(population):
 def test_another_users_memories_never_come_back(population):
     _mine, theirs, _ = population
     for memory in theirs[:5]:
-        results = vector_search(memory.embedding, "alice", limit=50)
+        results = vector_search(memory.embedding, default_owner("alice"), limit=50)
         assert {item.memory.user_id for item in results} == {"alice"}
         assert memory.pk not in {item.memory.pk for item in results}
-    assert vector_search(theirs[0].embedding, "nobody", limit=5) == []
+    assert vector_search(theirs[0].embedding, default_owner("nobody"), limit=5) == []
 
 
 def test_sector_filter_uses_primary_and_extra_sectors():
@@ -53,22 +54,22 @@ def test_sector_filter_uses_primary_and_extra_sectors():
     both = make_memory(
         "alice", "felt happy in Rome", embedding=near(query, 0.8), sector="emotional", extra_sectors=["episodic"]
     )
-    assert [m.memory.pk for m in vector_search(query, "alice", ["episodic"])] == [episodic.pk, both.pk]
-    assert [m.memory.pk for m in vector_search(query, "alice", ["semantic"])] == [semantic.pk]
-    assert len(vector_search(query, "alice", None)) == 3
+    assert [m.memory.pk for m in vector_search(query, default_owner("alice"), ["episodic"])] == [episodic.pk, both.pk]
+    assert [m.memory.pk for m in vector_search(query, default_owner("alice"), ["semantic"])] == [semantic.pk]
+    assert len(vector_search(query, default_owner("alice"), None)) == 3
 
 
 def test_superseded_memories_are_not_returned():
     query = random_unit_vector()
     new = make_memory("alice", "lives in Berlin", embedding=near(query, 0.9))
     make_memory("alice", "lives in Paris", embedding=near(query, 0.99), superseded_by=new)
-    assert [item.memory.pk for item in vector_search(query, "alice")] == [new.pk]
+    assert [item.memory.pk for item in vector_search(query, default_owner("alice"))] == [new.pk]
 
 
 def test_limit_and_ordering_with_exact_similarities():
     query = random_unit_vector()
     made = {sim: make_memory("alice", f"sim {sim}", embedding=near(query, sim)) for sim in (0.2, 0.9, 0.5, 0.7)}
-    results = vector_search(query, "alice", limit=3)
+    results = vector_search(query, default_owner("alice"), limit=3)
     assert [item.memory.pk for item in results] == [made[0.9].pk, made[0.7].pk, made[0.5].pk]
     assert np.allclose([item.similarity for item in results], [0.9, 0.7, 0.5], atol=1e-4)
 
@@ -76,8 +77,10 @@ def test_limit_and_ordering_with_exact_similarities():
 def test_exact_numpy_backend_matches_whatever_this_stack_uses(population):
     _mine, _, rng = population
     query = random_unit_vector(rng)
-    exact = ExactNumpySearch().search(query, "alice", EVERYTHING, 10)
-    assert [match.memory_id for match in exact] == [item.memory.pk for item in vector_search(query, "alice", limit=10)]
+    exact = ExactNumpySearch().search(query, default_owner("alice"), EVERYTHING, 10)
+    assert [match.memory_id for match in exact] == [
+        item.memory.pk for item in vector_search(query, default_owner("alice"), limit=10)
+    ]
 
 
 @pytest.mark.postgres
@@ -99,12 +102,12 @@ def test_both_pgvector_plans_agree_with_exact_search(population, settings):
 def test_plan_is_chosen_by_the_users_memory_count(population, settings):
     settings.MEMORY_PLAN_CACHE_SECONDS = 0  # decide afresh on every call
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 40
-    assert plans.choose("alice") == "hnsw"
-    assert plans.choose("carol") == "exact"
+    assert plans.choose(default_owner("alice")) == "hnsw"
+    assert plans.choose(default_owner("carol")) == "exact"
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 41
-    assert plans.choose("alice") == "exact"
+    assert plans.choose(default_owner("alice")) == "exact"
     settings.MEMORY_HNSW_MIN_USER_MEMORIES = 0
-    assert plans.choose("alice") == "exact"
+    assert plans.choose(default_owner("alice")) == "exact"
 
 
 @pytest.mark.postgres

@@ -6,6 +6,7 @@ from django.db import connection
 
 from embeddings.generation import generate_embedding
 from memories.models import Memory, MemoryLink
+from memories.owners import DEFAULT_SPACE_ID, Owner, OwnerError, default_owner
 from memories.search import vector_search
 from memories.services import (
     MemoryInputError,
@@ -13,6 +14,7 @@ from memories.services import (
     create_memories,
     create_memory,
     forget_user,
+    owner_of,
     supersede_memory,
     update_memory_text,
 )
@@ -22,8 +24,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_identical_text_reinforces_instead_of_copying():
-    first = create_memory("alice", NewMemory("I prefer email over phone calls"))
-    again = create_memory("alice", NewMemory("  i prefer EMAIL over phone   calls "))
+    first = create_memory(default_owner("alice"), NewMemory("I prefer email over phone calls"))
+    again = create_memory(default_owner("alice"), NewMemory("  i prefer EMAIL over phone   calls "))
     assert first.created and not again.created
     assert again.memory.pk == first.memory.pk
     assert Memory.objects.filter(user_id="alice").count() == 1
@@ -34,16 +36,16 @@ def test_identical_text_reinforces_instead_of_copying():
 def test_near_duplicate_by_cosine_reinforces(settings):
     settings.MEMORY_DEDUPE_SIMILARITY = 0.95
     base = random_unit_vector()
-    first = create_memory("alice", NewMemory("has a dog called Rex"), embedding=base)
-    close = create_memory("alice", NewMemory("has a dog named Rex"), embedding=near(base, 0.97))
-    distinct = create_memory("alice", NewMemory("has a cat called Tom"), embedding=near(base, 0.80))
+    first = create_memory(default_owner("alice"), NewMemory("has a dog called Rex"), embedding=base)
+    close = create_memory(default_owner("alice"), NewMemory("has a dog named Rex"), embedding=near(base, 0.97))
+    distinct = create_memory(default_owner("alice"), NewMemory("has a cat called Tom"), embedding=near(base, 0.80))
     assert not close.created and close.memory.pk == first.memory.pk
     assert distinct.created
 
 
 def test_dedupe_never_crosses_users():
-    alice = create_memory("alice", NewMemory("I live in Lisbon"))
-    bob = create_memory("bob", NewMemory("I live in Lisbon"))
+    alice = create_memory(default_owner("alice"), NewMemory("I live in Lisbon"))
+    bob = create_memory(default_owner("bob"), NewMemory("I live in Lisbon"))
     assert alice.created and bob.created
     assert alice.memory.pk != bob.memory.pk
     assert bob.memory.user_id == "bob"
@@ -53,9 +55,11 @@ def test_dedupe_never_crosses_users():
 def test_similar_memories_get_linked_within_the_user_only(settings):
     settings.MEMORY_LINK_SIMILARITY = 0.75
     base = random_unit_vector()
-    other_user = create_memory("bob", NewMemory("bob's trip"), embedding=near(base, 0.9)).memory
-    first = create_memory("alice", NewMemory("trip to Rome in May"), embedding=base).memory
-    second = create_memory("alice", NewMemory("flight to Rome booked"), embedding=near(base, 0.85)).memory
+    other_user = create_memory(default_owner("bob"), NewMemory("bob's trip"), embedding=near(base, 0.9)).memory
+    first = create_memory(default_owner("alice"), NewMemory("trip to Rome in May"), embedding=base).memory
+    second = create_memory(
+        default_owner("alice"), NewMemory("flight to Rome booked"), embedding=near(base, 0.85)
+    ).memory
     links = list(MemoryLink.objects.all())
     assert [(link.from_memory_id, link.to_memory_id, link.user_id) for link in links] == [
         (first.pk, second.pk, "alice")
@@ -66,7 +70,7 @@ def test_similar_memories_get_linked_within_the_user_only(settings):
 
 def test_batch_embeds_once_and_links_a_call_together(fake_openai):
     stored = create_memories(
-        "alice",
+        default_owner("alice"),
         [NewMemory("my son is called Leo"), NewMemory("I work night shifts"), NewMemory("my son is called Leo")],
         link_together=True,
     )
@@ -77,32 +81,44 @@ def test_batch_embeds_once_and_links_a_call_together(fake_openai):
 
 
 def test_sectors_are_guessed_unless_given():
-    guessed = create_memory("alice", NewMemory("I felt really frustrated with the outage")).memory
+    guessed = create_memory(default_owner("alice"), NewMemory("I felt really frustrated with the outage")).memory
     assert guessed.sector == "emotional"
-    given = create_memory("alice", NewMemory("Outage on Monday", sector="episodic", extra_sectors=["emotional"]))
+    given = create_memory(
+        default_owner("alice"), NewMemory("Outage on Monday", sector="episodic", extra_sectors=["emotional"])
+    )
     assert given.memory.sectors == ["episodic", "emotional"]
 
 
 @pytest.mark.parametrize(
-    ("user_id", "new", "message"),
-    [
-        ("alice", NewMemory("   "), "non-empty"),
-        ("", NewMemory("fine"), "user_id"),
-        ("alice", NewMemory("x" * 5000), "limit is 4000"),
-    ],
+    ("new", "message"), [(NewMemory("   "), "non-empty"), (NewMemory("x" * 5000), "limit is 4000")]
 )
-def test_bad_input(user_id, new, message):
+def test_bad_input(new, message):
     with pytest.raises(MemoryInputError, match=message):
-        create_memory(user_id, new)
+        create_memory(default_owner("alice"), new)
+
+
+@pytest.mark.parametrize("user_id", ["", "   ", "x" * 129, "nul\x00", None, 7])
+def test_an_owner_is_a_usable_user_id_in_a_space(user_id):
+    with pytest.raises(OwnerError, match="user_id"):
+        Owner(DEFAULT_SPACE_ID, user_id)
+    with pytest.raises(MemoryInputError, match="user_id"):
+        owner_of(DEFAULT_SPACE_ID, user_id)
+
+
+def test_a_bare_user_id_is_refused_by_every_write():
+    with pytest.raises(TypeError, match="Owner"):
+        create_memory("alice", NewMemory("I like tea"))
+    with pytest.raises(TypeError, match="Owner"):
+        forget_user("alice")
 
 
 def test_unknown_sector_is_refused():
     with pytest.raises(ValueError, match="unknown sector"):
-        create_memory("alice", NewMemory("text", sector="gossip"))
+        create_memory(default_owner("alice"), NewMemory("text", sector="gossip"))
 
 
 def test_update_text_re_embeds():
-    memory = create_memory("alice", NewMemory("likes tea")).memory
+    memory = create_memory(default_owner("alice"), NewMemory("likes tea")).memory
     update_memory_text(memory, "likes coffee")
     memory.refresh_from_db()
     assert memory.text == "likes coffee"
@@ -110,12 +126,12 @@ def test_update_text_re_embeds():
 
 
 def test_supersede_keeps_history_and_hides_the_old_fact():
-    old = create_memory("alice", NewMemory("lives in Paris")).memory
-    new = create_memory("alice", NewMemory("moved to Berlin")).memory
+    old = create_memory(default_owner("alice"), NewMemory("lives in Paris")).memory
+    new = create_memory(default_owner("alice"), NewMemory("moved to Berlin")).memory
     supersede_memory(old, new)
     old.refresh_from_db()
     assert old.superseded_by_id == new.pk and old.valid_until is not None
-    assert old.pk not in {item.memory.pk for item in vector_search(old.embedding, "alice", limit=10)}
+    assert old.pk not in {item.memory.pk for item in vector_search(old.embedding, default_owner("alice"), limit=10)}
 
 
 def test_forget_user_deletes_everything_of_that_user_only():
@@ -123,10 +139,10 @@ def test_forget_user_deletes_everything_of_that_user_only():
     a2 = make_memory("alice", "two")
     b1 = make_memory("bob", "three")
     MemoryLink.objects.create(from_memory=a1, to_memory=a2, weight=0.5, user_id="alice")
-    counts = forget_user("alice")
+    counts = forget_user(default_owner("alice"))
     assert counts["memories"] == 2 and counts["links"] == 1
     assert list(Memory.objects.values_list("pk", flat=True)) == [b1.pk]
-    assert forget_user("alice")["memories"] == 0
+    assert forget_user(default_owner("alice"))["memories"] == 0
 
 
 def test_concurrent_stores_of_the_same_fact_keep_one_copy():
@@ -140,7 +156,7 @@ def test_concurrent_stores_of_the_same_fact_keep_one_copy():
 
         barrier.wait()
         try:
-            create_memory("alice", NewMemory("my favourite colour is green"))
+            create_memory(default_owner("alice"), NewMemory("my favourite colour is green"))
         except Exception as error:  # pragma: no cover - reported by the assertion below
             errors.append(error)
         finally:

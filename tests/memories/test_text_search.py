@@ -3,6 +3,7 @@
 import pytest
 
 from memories.models import Memory
+from memories.owners import default_owner
 from memories.query import Retrieval, query_memories
 from memories.search_backends import EVERYTHING, Scope
 from memories.text_search import lexical_search, query_terms
@@ -19,7 +20,7 @@ def test_rare_words_find_the_memory_and_rank_it_first():
     pottery = make_memory("alice", "I signed up for a pottery class on Tuesday")
     make_memory("alice", "I really like my class on Tuesday, really")
     make_memory("alice", "The weather was nice")
-    found = lexical_search("When is her pottery class?", "alice", EVERYTHING, 10)
+    found = lexical_search("When is her pottery class?", default_owner("alice"), EVERYTHING, 10)
     assert ids(found)[0] == pottery.pk
     assert all(match.score > 0 for match in found)
 
@@ -29,19 +30,19 @@ def test_only_the_users_own_current_memories_and_sectors():
     make_memory("bob", "Caroline adopted a puppy too")
     newer = make_memory("alice", "Caroline adopted two puppies", sector="semantic")
     make_memory("alice", "Caroline adopted a kitten", superseded_by=newer)
-    assert set(ids(lexical_search("Caroline puppy", "alice", EVERYTHING, 10))) == {mine.pk, newer.pk}
-    assert ids(lexical_search("Caroline puppy", "alice", Scope.of(["episodic"]), 10)) == [mine.pk]
-    assert lexical_search("Caroline puppy", "nobody", EVERYTHING, 10) == []
+    assert set(ids(lexical_search("Caroline puppy", default_owner("alice"), EVERYTHING, 10))) == {mine.pk, newer.pk}
+    assert ids(lexical_search("Caroline puppy", default_owner("alice"), Scope.of(["episodic"]), 10)) == [mine.pk]
+    assert lexical_search("Caroline puppy", default_owner("nobody"), EVERYTHING, 10) == []
 
 
 def test_the_index_follows_edits_and_deletes():
     memory = make_memory("alice", "I play the violin")
-    assert ids(lexical_search("violin", "alice", EVERYTHING, 5)) == [memory.pk]
+    assert ids(lexical_search("violin", default_owner("alice"), EVERYTHING, 5)) == [memory.pk]
     Memory.objects.filter(pk=memory.pk).update(text="I play the cello")  # even a bulk update
-    assert lexical_search("violin", "alice", EVERYTHING, 5) == []
-    assert ids(lexical_search("cello", "alice", EVERYTHING, 5)) == [memory.pk]
+    assert lexical_search("violin", default_owner("alice"), EVERYTHING, 5) == []
+    assert ids(lexical_search("cello", default_owner("alice"), EVERYTHING, 5)) == [memory.pk]
     Memory.objects.filter(pk=memory.pk).delete()
-    assert lexical_search("cello", "alice", EVERYTHING, 5) == []
+    assert lexical_search("cello", default_owner("alice"), EVERYTHING, 5) == []
 
 
 @pytest.mark.parametrize(
@@ -50,7 +51,7 @@ def test_the_index_follows_edits_and_deletes():
 )
 def test_any_query_is_answered_without_an_error(query):
     make_memory("alice", "日本語のテキストを書きました and some English words")
-    found = lexical_search(query, "alice", EVERYTHING, 5)
+    found = lexical_search(query, default_owner("alice"), EVERYTHING, 5)
     assert isinstance(found, list)
     if query.strip() in ("the and of it", "", "???"):
         assert found == [], "stop words and punctuation match nothing"
@@ -73,8 +74,8 @@ def test_hybrid_finds_what_the_words_say_when_the_vectors_do_not(settings):
     target = make_memory("alice", "My cat Ziggy hates the vacuum cleaner", embedding=random_unit_vector())
     for index in range(30):
         make_memory("alice", f"Unrelated memory number {index} about the weather", embedding=random_unit_vector())
-    dense = query_memories("alice", "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=False))
-    hybrid = query_memories("alice", "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=True))
+    dense = query_memories(default_owner("alice"), "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=False))
+    hybrid = query_memories(default_owner("alice"), "Ziggy", limit=5, retrieval=Retrieval.from_settings(hybrid=True))
     assert target.pk in [item.memory.pk for item in hybrid.memories]
     assert hybrid.memories[0].memory.pk == target.pk
     assert len(dense.memories) == 5
@@ -91,10 +92,10 @@ def test_the_index_can_be_rebuilt_in_another_language(settings):
     out = StringIO()
     call_command("rebuild_text_index", stdout=out)
     assert "'simple'" in out.getvalue()
-    assert ids(lexical_search("jardins", "alice", EVERYTHING, 5)) == [memory.pk]
+    assert ids(lexical_search("jardins", default_owner("alice"), EVERYTHING, 5)) == [memory.pk]
     settings.MEMORY_TEXT_SEARCH_CONFIG = "english"
     call_command("rebuild_text_index", stdout=StringIO())
-    assert ids(lexical_search("jardins", "alice", EVERYTHING, 5)) == [memory.pk]
+    assert ids(lexical_search("jardins", default_owner("alice"), EVERYTHING, 5)) == [memory.pk]
 
 
 @pytest.mark.postgres
@@ -103,8 +104,10 @@ def test_words_too_common_for_a_user_are_left_out_of_the_match_which_stays_bound
     common = [make_memory("alice", f"I drink coffee every morning, day {day}") for day in range(4)]
     zebra = make_memory("alice", "I saw a zebra and had coffee")
     make_memory("bob", "coffee with zebra stripes")  # another user's memories never count
-    assert ids(lexical_search("coffee zebra", "alice", EVERYTHING, 10)) == [zebra.pk]  # "coffee": 5 > 3
-    assert lexical_search("coffee", "alice", EVERYTHING, 10) == []  # nothing selective left: dense answers
+    assert ids(lexical_search("coffee zebra", default_owner("alice"), EVERYTHING, 10)) == [zebra.pk]  # "coffee": 5 > 3
+    assert (
+        lexical_search("coffee", default_owner("alice"), EVERYTHING, 10) == []
+    )  # nothing selective left: dense answers
     settings.MEMORY_LEXICAL_MAX_DOCUMENTS = 5
-    found = ids(lexical_search("coffee zebra", "alice", EVERYTHING, 10))
+    found = ids(lexical_search("coffee zebra", default_owner("alice"), EVERYTHING, 10))
     assert found[0] == zebra.pk and set(found) == {zebra.pk, *(memory.pk for memory in common)}

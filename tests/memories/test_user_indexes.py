@@ -9,6 +9,7 @@ from django.db import connection, transaction
 
 from memories import user_indexes
 from memories.models import Memory, UserVectorIndex
+from memories.owners import default_owner
 from memories.search_backends import EVERYTHING
 from memories.services import forget_user
 from memories.vector_plans import DEDICATED_INDEX_PREFIX, plans
@@ -89,17 +90,17 @@ def test_a_built_index_is_partial_to_the_user_and_their_searches_use_it(populati
     assert Memory.objects.count() == 215 + (3 if user_id == QUOTED_USER else 0), "the quoted id ran nothing"
 
     backend = PgVectorSearch()
-    assert plans.choose(user_id) == "dedicated"
-    assert plans.choose("dolphin") == "hnsw"
+    assert plans.choose(default_owner(user_id)) == "dedicated"
+    assert plans.choose(default_owner("dolphin")) == "hnsw"
     query = random_unit_vector(population)
     assert record.index_name in explain(user_id, query, dedicated=True)
     assert record.index_name not in explain(user_id, query, dedicated=False), "the shared plan keeps to its index"
     assert record.index_name not in explain("dolphin", query, dedicated=True)
     limit = min(10, Memory.objects.filter(user_id=user_id).count())
-    found = [match.memory_id for match in backend.search(query, user_id, EVERYTHING, limit)]
+    found = [match.memory_id for match in backend.search(query, default_owner(user_id), EVERYTHING, limit)]
     assert found == reference_order(query, user_id, limit)
     with transaction.atomic():  # inside a transaction the plan takes the SET LOCAL path: same answer
-        assert [match.memory_id for match in backend.search(query, user_id, EVERYTHING, limit)] == found
+        assert [match.memory_id for match in backend.search(query, default_owner(user_id), EVERYTHING, limit)] == found
     assert set(Memory.objects.filter(pk__in=found).values_list("user_id", flat=True)) == {user_id}
 
 
@@ -154,7 +155,7 @@ def test_a_dropped_index_is_rebuilt_and_a_failed_build_leaves_nothing(population
 @pytest.mark.django_db(transaction=True)
 def test_forgetting_a_user_drops_their_index(population):
     record = user_indexes.build_user_index("whale")
-    counts = forget_user("whale")
+    counts = forget_user(default_owner("whale"))
     assert counts["vector_indexes"] == 1
     assert not UserVectorIndex.objects.filter(user_id="whale").exists()
     assert index_definition(record.index_name) is None
@@ -172,7 +173,7 @@ def test_a_user_who_becomes_heavy_after_a_call_gets_an_index_from_the_worker(pop
     settings.MEMORY_USER_INDEX_MAX = 5
     for _ in range(48):
         make_memory("usr_caller", embedding=random_unit_vector(population))
-    assert not schedule_user_index_if_needed("usr_caller"), "48 memories: below the threshold"
+    assert not schedule_user_index_if_needed(default_owner("usr_caller")), "48 memories: below the threshold"
     event = WebhookEvent.objects.create(
         event_type="post_call_transcription",
         dedupe_key="test-heavy",
@@ -182,7 +183,7 @@ def test_a_user_who_becomes_heavy_after_a_call_gets_an_index_from_the_worker(pop
     assert process_webhook_event_task.call(event.pk) == "processed"
     record = UserVectorIndex.objects.get(user_id="usr_caller")
     assert record.status == "queued"
-    assert not schedule_user_index_if_needed("usr_caller"), "queued once"
+    assert not schedule_user_index_if_needed(default_owner("usr_caller")), "queued once"
 
     drain_task_queue()
     record.refresh_from_db()
@@ -224,7 +225,7 @@ def test_a_user_forgotten_while_their_index_builds_leaves_no_index(population, m
     literal = user_indexes._literal
 
     def forget_then_quote(value):  # runs just before CREATE INDEX, as a forget_user from another process would
-        forget_user("whale")
+        forget_user(default_owner("whale"))
         return literal(value)
 
     monkeypatch.setattr(user_indexes, "_literal", forget_then_quote)

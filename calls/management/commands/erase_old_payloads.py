@@ -1,13 +1,13 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from calls.retention import erase_old_payloads
+from calls.retention import erase_old_payloads, retention_rules
 
 
 class Command(BaseCommand):
     help = (
         "Erase the payloads (transcripts) of post-call events finished more than WEBHOOK_PAYLOAD_RETENTION_DAYS "
-        "ago, keeping their metadata. The worker does this hourly; failed and quarantined events are kept."
+        "ago (or their memory space's own retention), keeping their metadata. The worker does this hourly; failed "
+        "and quarantined events are kept."
     )
 
     def add_arguments(self, parser):
@@ -15,19 +15,20 @@ class Command(BaseCommand):
             "--days",
             type=int,
             default=None,
-            help="retention in days (default: the WEBHOOK_PAYLOAD_RETENTION_DAYS setting)",
+            help="retention in days for every space (default: each space's own, else WEBHOOK_PAYLOAD_RETENTION_DAYS)",
         )
         parser.add_argument("--dry-run", action="store_true", help="count what would be erased, erase nothing")
 
     def handle(self, *args, days, dry_run, **options):
-        days = settings.WEBHOOK_PAYLOAD_RETENTION_DAYS if days is None else days
-        if days < 0:
+        if days is not None and days < 0:
             raise CommandError("--days must be 0 or more")
-        if days == 0:
+        rules = retention_rules(days)
+        if all(rule_days <= 0 for rule_days, _ in rules):
             self.stdout.write("Retention is off (0 days): payloads are kept until their user is forgotten.")
             return
         count = erase_old_payloads(
             days, dry_run=dry_run, progress=lambda done: self.stdout.write(f"  erased {done} payloads so far")
         )
         verb = "Would erase" if dry_run else "Erased"
-        self.stdout.write(self.style.SUCCESS(f"{verb} the payloads of {count} events finished over {days} days ago."))
+        ages = ", ".join(sorted({str(rule_days) for rule_days, _ in rules if rule_days > 0}, key=int))
+        self.stdout.write(self.style.SUCCESS(f"{verb} the payloads of {count} events finished over {ages} days ago."))
