@@ -23,10 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from memories.owners import default_owner
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from memories.owners import default_owner  # noqa: E402 - plain Python, no Django needed
 
 TOPICS = ["billing", "travel", "family", "the delivery", "their account", "the last call", "a refund", "a product"]
 

@@ -20,10 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from memories.owners import default_owner
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from memories.owners import default_owner  # noqa: E402 - plain Python, no Django needed
 
 CALLER_LINES = [
     "I was double charged on my invoice number {n} and I'm frustrated about it.",

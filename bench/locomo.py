@@ -277,7 +277,7 @@ def store_floor(call: Call) -> None:
         if turn["role"] == "user" and turn["message"] and turn["message"].strip()
     ]
     if items:
-        create_memories(call.user_id.replace("locomo-", "floor-", 1), items)
+        create_memories(default_owner(call.user_id.replace("locomo-", "floor-", 1)), items)
 
 
 # --- Asking -------------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector
 
+from memories.owners import DEFAULT_SPACE_ID
+
 DIMENSIONS = int(os.environ.get("EMBEDDING_DIMENSIONS", "1536"))  # the size of the database the rows go into
 TOPICS = 400
 TOPICS_PER_USER = 8
@@ -65,10 +67,11 @@ class TopicSpace:
 
 
 COPY_COLUMNS = (
-    "user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, created_at, "
+    "space_id, user_id, text, text_hash, sector, extra_sectors, embedding, embedding_model, salience, created_at, "
     "last_accessed_at, access_count, source_conversation_id, source_turns, metadata, kind, occurred_at"
 )
 COPY_TYPES = [
+    "int8",
     "text",
     "text",
     "text",
@@ -101,6 +104,7 @@ def copy_memories(dsn: str, rows, table: str = "memories_memory") -> None:
                 moment = _timestamp(now - (index % 365) * 86400)
                 copy.write_row(
                     [
+                        DEFAULT_SPACE_ID,
                         user_id,
                         text,
                         hashlib.sha256(text.encode()).hexdigest(),

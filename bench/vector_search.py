@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from memories.owners import default_owner
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from memories.owners import default_owner  # noqa: E402 - plain Python, no Django needed
 
 DEFAULT_URL = "postgres://memoryplatform:memoryplatform@127.0.0.1:5432/memoryplatform_bench"
 
@@ -139,10 +139,10 @@ def main() -> None:
         hnsw = measure("hnsw", "MEMORY_HNSW_EF_SEARCH", *cases)
         dedicated = {}
         if len(set(user_list)) == 1 and Memory.objects.filter(user_id=user_list[0]).count() >= args.dedicated_from:
-            record = user_indexes.build_user_index(user_list[0])
+            record = user_indexes.build_user_index(default_owner(user_list[0]))
             print(f"built the dedicated index of {user_list[0]} in {record.build_seconds:.1f} s")
             dedicated = measure("dedicated", "MEMORY_USER_INDEX_EF_SEARCH", *cases)
-            user_indexes.drop_user_index(user_list[0])
+            user_indexes.drop_user_index(default_owner(user_list[0]))
         rows.append((label, exact_times, hnsw, dedicated, rule_picks(user_list[0])))
 
     print()
@@ -215,7 +215,7 @@ def timed_search(backend, plan: str, query, user_id: str, limit: int) -> tuple[l
     from memories.search_backends.base import Scope
 
     started = time.perf_counter()
-    matches = backend.search_with_plan(plan, query, user_id, Scope(), limit)
+    matches = backend.search_with_plan(plan, query, default_owner(user_id), Scope(), limit)
     return [match.memory_id for match in matches], 1000 * (time.perf_counter() - started)
 
 

@@ -20,7 +20,20 @@ def classify_existing(apps, schema_editor):
 
 
 def install_text_index(apps, schema_editor):
-    text_search.install(schema_editor.connection, rebuild=True)
+    """The lexical index as this migration made it: on PostgreSQL the GIN index was on (user_id, search_vector)
+    (memory spaces, migration 0010, lead it with space_id), so its SQL is written here, not read from the code."""
+    connection = schema_editor.connection
+    if connection.vendor != "postgresql":
+        text_search.install(connection, rebuild=True)
+        return
+    config = text_search.config()
+    for statement in (
+        "CREATE EXTENSION IF NOT EXISTS btree_gin",
+        "ALTER TABLE memories_memory ADD COLUMN IF NOT EXISTS search_vector tsvector "
+        f"GENERATED ALWAYS AS (to_tsvector('{config}'::regconfig, text)) STORED",
+        "CREATE INDEX IF NOT EXISTS memory_user_text_search ON memories_memory USING gin (user_id, search_vector)",
+    ):
+        schema_editor.execute(statement)
 
 
 def uninstall_text_index(apps, schema_editor):

@@ -5,6 +5,8 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from memories import text_search
+
 
 def create_default_space(apps, schema_editor):
     """The space every existing memory, identity and event joins: the one the environment's secrets open."""
@@ -12,6 +14,12 @@ def create_default_space(apps, schema_editor):
     space = Space.objects.create(slug="default", name="Default", accepts_unregistered_agents=True)
     if space.pk != 1:
         raise RuntimeError(f"the default memory space must have id 1, got {space.pk}")
+
+
+def lexical_index_by_space(apps, schema_editor):
+    """The lexical index led by (space_id, user_id) like every index of the table (PostgreSQL: a new GIN index
+    replaces the old one; SQLite: the triggers a table remake dropped are put back and the index refilled)."""
+    text_search.install(schema_editor.connection, rebuild=schema_editor.connection.vendor == "sqlite")
 
 
 def keep_staff_seeing_the_default_space(apps, schema_editor):
@@ -170,5 +178,6 @@ class Migration(migrations.Migration):
             model_name='uservectorindex',
             constraint=models.UniqueConstraint(fields=('space', 'user_id'), name='uservectorindex_unique_owner'),
         ),
+        migrations.RunPython(lexical_index_by_space, migrations.RunPython.noop),
         migrations.RunPython(keep_staff_seeing_the_default_space, migrations.RunPython.noop),
     ]

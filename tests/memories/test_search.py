@@ -93,9 +93,13 @@ def test_both_pgvector_plans_agree_with_exact_search(population, settings):
     for _ in range(5):
         query = random_unit_vector(rng)
         expected = reference_order(query, mine, 10)
-        assert [m.memory_id for m in backend.search_with_plan("exact", query, "alice", EVERYTHING, 10)] == expected
+        assert [
+            m.memory_id for m in backend.search_with_plan("exact", query, default_owner("alice"), EVERYTHING, 10)
+        ] == expected
         # HNSW is approximate; on 80 rows with ef_search 100 it finds the exact top 10.
-        assert [m.memory_id for m in backend.search_with_plan("hnsw", query, "alice", EVERYTHING, 10)] == expected
+        assert [
+            m.memory_id for m in backend.search_with_plan("hnsw", query, default_owner("alice"), EVERYTHING, 10)
+        ] == expected
 
 
 @pytest.mark.postgres

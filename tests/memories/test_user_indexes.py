@@ -35,7 +35,9 @@ def explain(user_id: str, query, dedicated: bool) -> str:
     """The plan PostgreSQL picks for an approximate search, sent exactly as the backend sends it."""
     from memories.search_backends.pgvector import hnsw_query, vector_cursor
 
-    sql, params = hnsw_query(np.asarray(query, dtype=np.float32), user_id, EVERYTHING, 10, dedicated=dedicated)
+    sql, params = hnsw_query(
+        np.asarray(query, dtype=np.float32), default_owner(user_id), EVERYTHING, 10, dedicated=dedicated
+    )
     if dedicated:  # one statement, outside any transaction, without enable_sort
         with vector_cursor() as cursor:
             cursor.execute("EXPLAIN " + sql, params, binary=True, prepare=False)
@@ -80,7 +82,7 @@ def test_a_built_index_is_partial_to_the_user_and_their_searches_use_it(populati
     if user_id == QUOTED_USER:
         for _ in range(3):
             make_memory(user_id, embedding=random_unit_vector(population))
-    record = user_indexes.build_user_index(user_id)
+    record = user_indexes.build_user_index(default_owner(user_id))
     assert record.status == "ready" and record.build_seconds is not None and record.ready_at is not None
     assert record.memories_at_build == Memory.objects.filter(user_id=user_id).count()
     definition = index_definition(record.index_name)
@@ -137,12 +139,12 @@ def test_sync_builds_for_the_heaviest_users_drops_what_is_no_longer_needed(popul
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_dropped_index_is_rebuilt_and_a_failed_build_leaves_nothing(population, monkeypatch):
-    record = user_indexes.build_user_index("whale")
+    record = user_indexes.build_user_index(default_owner("whale"))
     user_indexes._drop_index(record.index_name)  # lost behind our back (a restore, a manual DROP)
     assert "build  whale" in run("--dry-run")
 
     monkeypatch.setattr(user_indexes, "BUILD_SQL", user_indexes.BUILD_SQL.replace("m = 24", "m = 1000"))
-    failed = user_indexes.build_user_index("whale")
+    failed = user_indexes.build_user_index(default_owner("whale"))
     assert failed.status == "failed" and "m" in failed.last_error
     assert user_indexes.existing_indexes() == {}
     with pytest.raises(CommandError, match="failed 2"):
@@ -154,7 +156,7 @@ def test_a_dropped_index_is_rebuilt_and_a_failed_build_leaves_nothing(population
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_forgetting_a_user_drops_their_index(population):
-    record = user_indexes.build_user_index("whale")
+    record = user_indexes.build_user_index(default_owner("whale"))
     counts = forget_user(default_owner("whale"))
     assert counts["vector_indexes"] == 1
     assert not UserVectorIndex.objects.filter(user_id="whale").exists()
@@ -195,8 +197,8 @@ def test_a_user_who_becomes_heavy_after_a_call_gets_an_index_from_the_worker(pop
 @pytest.mark.django_db(transaction=True)
 def test_no_index_is_queued_beyond_the_maximum(population, settings):
     settings.MEMORY_USER_INDEX_MAX = 1
-    assert user_indexes.reserve_index("whale")
-    assert not user_indexes.reserve_index("dolphin")
+    assert user_indexes.reserve_index(default_owner("whale"))
+    assert not user_indexes.reserve_index(default_owner("dolphin"))
     assert list(UserVectorIndex.objects.values_list("user_id", flat=True)) == ["whale"]
 
 
@@ -204,14 +206,14 @@ def test_no_index_is_queued_beyond_the_maximum(population, settings):
 @pytest.mark.django_db(transaction=True)
 def test_building_inside_a_transaction_is_refused(population):
     with transaction.atomic(), pytest.raises(RuntimeError, match="inside a transaction"):
-        user_indexes.build_user_index("whale")
+        user_indexes.build_user_index(default_owner("whale"))
 
 
 @pytest.mark.django_db
 def test_dedicated_indexes_exist_on_postgresql_only():
     if connection.vendor == "sqlite":
         assert not user_indexes.enabled()
-        assert not user_indexes.reserve_index("anyone")
+        assert not user_indexes.reserve_index(default_owner("anyone"))
         with pytest.raises(CommandError, match="need PostgreSQL"):
             run()
     else:
@@ -229,7 +231,7 @@ def test_a_user_forgotten_while_their_index_builds_leaves_no_index(population, m
         return literal(value)
 
     monkeypatch.setattr(user_indexes, "_literal", forget_then_quote)
-    user_indexes.build_user_index("whale")
+    user_indexes.build_user_index(default_owner("whale"))
     assert not UserVectorIndex.objects.exists()
     assert user_indexes.existing_indexes() == {}
     assert not Memory.objects.filter(user_id="whale").exists()
