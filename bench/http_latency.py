@@ -305,7 +305,7 @@ def main() -> None:
         runs = [scenarios]
         if stack == "production":
             # The heavy user once more without their dedicated index, side by side in the same run.
-            runs.append([("memory query", "heavy user, shared index only", *scenarios[1][2:])])
+            runs.append([("memory query", "heavy user, shared index only", *scenarios[2][2:])])
         try:
             for number, run in enumerate(runs):
                 if number:

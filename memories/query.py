@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from embeddings.generation import generate_embedding
+from memories import hybrid_sql
 from memories.models import Memory
 from memories.owners import Owner
 from memories.reinforcement import buffer as reinforcements
@@ -78,12 +79,17 @@ def query_memories(
     started = time.perf_counter()
     candidates = limit * settings.MEMORY_CANDIDATE_FACTOR
     scope = Scope.of(sectors, retrieval.kinds)
-    matches = get_search_backend().search(embedding, owner, scope, candidates)
-    lexical_ids = (
-        [match.memory_id for match in lexical_search(query, owner, scope, candidates)] if retrieval.hybrid else []
-    )
-    # One fetch of the rows both sides found (a round trip and an ORM compilation fewer on the tool's path).
-    memories = load_results({match.memory_id for match in matches} | set(lexical_ids))
+    if hybrid_sql.applies(owner):  # most users: both searches and the rows in one statement
+        matches, lexical_ids, memories = hybrid_sql.candidates(
+            embedding, query, owner, scope, candidates, settings.MEMORY_LEXICAL_MAX_DOCUMENTS, retrieval.hybrid
+        )
+    else:
+        matches = get_search_backend().search(embedding, owner, scope, candidates)
+        lexical_ids = (
+            [match.memory_id for match in lexical_search(query, owner, scope, candidates)] if retrieval.hybrid else []
+        )
+        # One fetch of the rows both sides found (a round trip and an ORM compilation fewer on the tool's path).
+        memories = load_results({match.memory_id for match in matches} | set(lexical_ids))
     timings["search"] = _ms_since(started)
 
     started = time.perf_counter()
