@@ -288,3 +288,29 @@ def test_a_custom_llm_turn_is_admitted_to_its_agents_space(acme, key, agent, spa
         assert admitted.refused and admitted.status == space_or_status
     else:
         assert admitted.space_id == (acme.pk if space_or_status == "acme" else space_or_status)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_space_extracts_with_its_own_model_and_keeps_payloads_its_own_time(client, acme, fake_openai, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.retention import erase_old_payloads
+
+    settings.EXTRACTION_LLM_MODEL = "deployment-model"
+    Space.objects.filter(pk=acme.pk).update(extraction_model="acme-model", payload_retention_days=1)
+    away = post_call(client, ACME_AGENT, "conv_acme")
+    home = post_call(client, DEFAULT_AGENT, "conv_home")
+    assert (away.status, home.status) == ("processed", "processed")
+    assert sorted(request["body"]["model"] for request in fake_openai.chat_requests) == [
+        "acme-model",
+        "deployment-model",
+    ]
+
+    settings.WEBHOOK_PAYLOAD_RETENTION_DAYS = 30
+    WebhookEvent.objects.update(processed_at=timezone.now() - timedelta(days=2))
+    assert erase_old_payloads() == 1  # acme keeps a day, the default space thirty
+    away.refresh_from_db(), home.refresh_from_db()
+    assert away.payload is None and away.payload_erased_at is not None and home.payload is not None
+    assert erase_old_payloads(days=1) == 1  # --days overrides every space's
