@@ -11,9 +11,8 @@ from calls import tasks
 from calls.models import Agent, CallerIdentity, SpaceSecret, WebhookEvent
 from calls.payloads import EventType
 from calls.spaces import forget_lookups
-from memories.admin import SpaceAdmin, SpaceScopedAdmin
+from memories.admin import SpaceAdmin, SpaceScopedAdmin, sees_every_space
 from memories.models import Space
-from memories.spaces import restrict_to_visible
 
 # Keys whose values never appear in the admin, wherever they sit in a payload.
 SECRET_KEYS = ("secret", "token", "password", "authorization", "signature", "api_key", "apikey")
@@ -39,10 +38,22 @@ def redact(value):
 
 
 class AgentInline(admin.TabularInline):
+    """Registering an agent moves its calls into the space: only staff who see every space may (an agent served
+    by the default space until now would otherwise be claimable by the staff of any space)."""
+
     model = Agent
     extra = 1
     fields = ["agent_id", "name", "created_at"]
     readonly_fields = ["created_at"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return super().has_add_permission(request, obj) and sees_every_space(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and sees_every_space(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and sees_every_space(request)
 
 
 class SpaceSecretInline(admin.TabularInline):
@@ -86,13 +97,19 @@ class SpaceWithAgentsAdmin(SpaceAdmin):
 
 @admin.register(Agent)
 class AgentAdmin(SpaceScopedAdmin):
+    """Staff see their spaces' agents; registering, moving or removing one is for staff who see every space."""
+
     list_display = ["agent_id", "name", "space", "created_at"]
     search_fields = ["agent_id", "name"]
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "space":
-            kwargs["queryset"] = restrict_to_visible(Space.objects.all(), request.user, field="pk")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and sees_every_space(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and sees_every_space(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and sees_every_space(request)
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)

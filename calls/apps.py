@@ -9,7 +9,7 @@ class CallsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from calls import lifecycle
+        from calls import checks, lifecycle  # noqa: F401 - checks registers the system checks
         from memories.forget import register_exporter, register_forgetter
 
         register_forgetter("webhook_events", lifecycle.forget_webhook_events)  # first: it needs the identities

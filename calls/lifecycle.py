@@ -19,15 +19,18 @@ def identities_of(owner: Owner) -> QuerySet[CallerIdentity]:
     return CallerIdentity.objects.filter(space_id=owner.space_id, user_id=owner.user_id)
 
 
-def events_of(owner: Owner) -> QuerySet[WebhookEvent]:
+def events_of(owner: Owner, unassigned: bool = False) -> QuerySet[WebhookEvent]:
     """The user's events in their space, including those not processed yet (whose user_id field is still empty):
-    matched on the user id the payload carries, or on the caller's phone numbers (E.164, with or without +)."""
+    matched on the user id the payload carries, or on the caller's phone numbers (E.164, with or without +).
+    With `unassigned`, also the matching events that belong to no space yet (an agent registered nowhere):
+    forgetting removes those too, exporting does not show them (they may be another space's caller)."""
     user_id = owner.user_id
     phones = list(identities_of(owner).values_list("phone_number", flat=True))
     forms = phones + [phone.lstrip("+") for phone in phones]
     user_fields = [f"user_{position}" for position in range(len(USER_ID_PATHS))]
     phone_fields = [f"phone_{position}" for position in range(len(PHONE_PATHS))]
-    events = WebhookEvent.objects.filter(space_id=owner.space_id).annotate(
+    in_space = Q(space_id=owner.space_id) | Q(space__isnull=True) if unassigned else Q(space_id=owner.space_id)
+    events = WebhookEvent.objects.filter(in_space).annotate(
         **{name: _json_text(path) for name, path in zip(user_fields, USER_ID_PATHS, strict=True)},
         **{name: _json_text(path) for name, path in zip(phone_fields, PHONE_PATHS, strict=True)},
     )
@@ -41,7 +44,7 @@ def events_of(owner: Owner) -> QuerySet[WebhookEvent]:
 
 
 def forget_webhook_events(owner: Owner) -> int:
-    event_ids = list(events_of(owner).values_list("pk", flat=True))
+    event_ids = list(events_of(owner, unassigned=True).values_list("pk", flat=True))
     redact_log_entries(WebhookEvent, event_ids)
     return WebhookEvent.objects.filter(pk__in=event_ids).delete()[0]
 

@@ -55,14 +55,20 @@ TOOL_REQUEST = {
         },
         "user_id": {
             "type": "string",
-            "pattern": r"\S",
             "maxLength": 128,
-            "description": "The caller: the `user_id` dynamic variable the initiation webhook returned.",
+            "description": "The caller: the `user_id` dynamic variable the initiation webhook returned (when it is "
+            "empty, system__caller_id stands in).",
         },
         "system__caller_id": {
             "type": "string",
             "nullable": True,
             "description": "Instead of user_id: the caller's number, mapped to the same user (null on web calls).",
+        },
+        "system__agent_id": {
+            "type": "string",
+            "nullable": True,
+            "description": "The agent (dynamic variable `system__agent_id`): it must belong to the secret's memory "
+            "space (403 otherwise).",
         },
         "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
         "sectors": {
@@ -75,8 +81,8 @@ TOOL_REQUEST = {
     },
     "required": ["query"],
     "anyOf": [
-        {"required": ["user_id"]},
-        {"required": ["system__caller_id"], "properties": {"system__caller_id": {"type": "string", "pattern": r"\d"}}},
+        {"required": ["user_id"], "properties": {"user_id": {"pattern": r"\S"}}},
+        {"required": ["system__caller_id"], "properties": {"system__caller_id": {"type": "string", "pattern": r"\S"}}},
     ],
 }
 TOOL_ANSWER = {
@@ -111,6 +117,7 @@ REMEMBER_REQUEST = {
         },
         "user_id": TOOL_REQUEST["properties"]["user_id"],
         "system__caller_id": TOOL_REQUEST["properties"]["system__caller_id"],
+        "system__agent_id": TOOL_REQUEST["properties"]["system__agent_id"],
         "system__conversation_id": {
             "type": "string",
             "nullable": True,
@@ -194,6 +201,7 @@ PATHS = {
                 "200": {"description": "The best memories, compact for the agent's LLM.", **_json(TOOL_ANSWER)},
                 "400": _error("The body is not usable; the sentence says why."),
                 "401": _error("Missing or wrong secret."),
+                "403": _error("The agent belongs to another memory space than the secret, or to none."),
                 "503": _error("Not configured, or memory search unavailable within the time budget."),
             },
         }
@@ -209,6 +217,7 @@ PATHS = {
                 "200": {"description": "Stored (or reinforced, when it repeats a memory).", **_json(REMEMBER_ANSWER)},
                 "400": _error("The body is not usable; the sentence says why."),
                 "401": _error("Missing or wrong secret."),
+                "403": _error("The agent belongs to another memory space than the secret, or to none."),
                 "503": _error("Not configured, or memory unavailable within the time budget."),
             },
         }
@@ -226,6 +235,7 @@ PATHS = {
                     **_json(INITIATION_ANSWER),
                 },
                 "401": _error("Missing or wrong secret."),
+                "403": _error("The agent belongs to another memory space than the secret, or to none."),
                 "503": _error("Not configured."),
             },
         }

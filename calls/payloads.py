@@ -229,6 +229,16 @@ def tool_caller(body: dict) -> tuple[object, object]:
     return (None if user_id in (None, "") else user_id), phone
 
 
+def agent_id_problem(body: dict) -> str:
+    """Why a tool's agent property is unusable (not text, too long), in one sentence; empty when it is fine or
+    absent."""
+    for name in ("agent_id", "system__agent_id"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_ID_CHARS):
+            return f"{name}: must be a string of at most {MAX_ID_CHARS} characters."
+    return ""
+
+
 def request_agent_id(body: dict) -> str:
     """The ElevenLabs agent a request comes from: the initiation's `agent_id`, or a tool's `agent_id` /
     `system__agent_id` property (the dynamic variable); empty when it does not say. What is not a plausible agent
@@ -297,7 +307,8 @@ def llm_agent(body: dict) -> str:
     value = _dict(body.get("elevenlabs_extra_body")).get("agent_id")
     if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
         return value.strip()
-    for message in body.get("messages", []):
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
         if isinstance(message, dict) and message.get("role") == "system":
             found = MEMORY_AGENT_LINE.search(_message_text(message))
             if found:

@@ -61,14 +61,18 @@ class StreamingVerifier:
         for mac in self._macs:
             mac.update(chunk)
 
-    def verify(self) -> None:
-        matched = False
-        for mac in self._macs:
+    def verify(self) -> int:
+        """The position (among the non-empty secrets) of the secret that signed the body; SignatureError if none.
+        Every secret is compared, whichever matches."""
+        matched = None
+        for position, mac in enumerate(self._macs):
             digest = mac.hexdigest()
             for offered in self.header.signatures:
-                matched |= hmac.compare_digest(digest, offered)
-        if not matched:
+                if hmac.compare_digest(digest, offered) and matched is None:
+                    matched = position
+        if matched is None:
             raise SignatureError("invalid signature")
+        return matched
 
 
 def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:

@@ -7,9 +7,12 @@ Custom LLM's `memory_agent_id` line), the agent must belong to that space: an ag
 is refused, and so is an agent registered to none, unless the space is the default one and it accepts
 unregistered agents (how a deployment without registered agents keeps working).
 
-Post-call webhooks are signed by ElevenLabs with the workspace's HMAC secret (ELEVENLABS_WEBHOOK_SECRETS, which
-cannot be stored hashed: verifying needs it), so their space comes from their signed `agent_id` alone
-(`space_of_agent`).
+Post-call webhooks are signed by ElevenLabs with the workspace's HMAC secret, which cannot be stored hashed
+(verifying needs it), so it stays in the environment. Signed by one of ELEVENLABS_WEBHOOK_SECRETS (the
+deployment's own workspace), an event goes to its agent's space (`space_of_agent`). Signed by a secret of
+ELEVENLABS_WEBHOOK_SPACE_SECRETS (another workspace, bound to one space), it belongs to that space: an event
+naming an agent registered to another space is kept as failed, never processed (another workspace cannot
+write into a space it is not bound to).
 
 Lookups are remembered per process for SPACE_LOOKUP_CACHE_SECONDS: a revoked secret or a moved agent takes
 effect within that time.
@@ -112,6 +115,32 @@ def space_of_agent(agent_id: str) -> int | None:
         if registered is not None:
             return registered
     return DEFAULT_SPACE_ID if default_space_open() else None
+
+
+def webhook_space_secrets() -> list[tuple[str, str]]:
+    """(space slug, secret) of ELEVENLABS_WEBHOOK_SPACE_SECRETS ("slug:secret" entries; see `checks`)."""
+    pairs = []
+    for entry in settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS:
+        slug, separator, secret = entry.partition(":")
+        if separator and slug.strip() and secret.strip():
+            pairs.append((slug.strip(), secret.strip()))
+    return pairs
+
+
+def event_space_at_arrival(agent_id: str, signed_for_space: str) -> tuple[int | None, str]:
+    """(the space of a post-call event, why it must not be processed — empty when it may)."""
+    if not signed_for_space:
+        return space_of_agent(agent_id), ""
+    bound = Space.objects.filter(slug=signed_for_space).values_list("pk", flat=True).first()
+    if bound is None:
+        return None, f"signed with the webhook secret of space {signed_for_space!r}, which does not exist"
+    registered = registered_space(agent_id) if agent_id else None
+    if registered is not None and registered != bound:
+        return bound, (
+            f"signed with the webhook secret of space {signed_for_space!r}, but agent {agent_id} belongs to "
+            "another space: not processed"
+        )
+    return bound, ""
 
 
 def admit_by_environment(request: HttpRequest, policy: SecretPolicy, agent_id: str = "") -> Admission | None:

@@ -72,14 +72,16 @@ def admitted_tool_call(request: HttpRequest) -> tuple[dict | None, Admission | N
     try:
         body = parse_tool_body(request)
     except ValueError as problem:
-        body = None
         admission = admit(request, TOOL_SECRET)
         if admission.refused:
             return None, None, refusal(admission)
         return None, None, error(400, f"Bad request: {problem}.")
-    admission = admit(request, TOOL_SECRET, payloads.request_agent_id(body))
+    problem = payloads.agent_id_problem(body)
+    admission = admit(request, TOOL_SECRET, "" if problem else payloads.request_agent_id(body))
     if admission.refused:
         return None, None, refusal(admission)
+    if problem:
+        return None, None, error(400, f"Bad request: {problem}")
     return body, admission, None
 
 
@@ -206,7 +208,7 @@ def post_call_webhook(request: HttpRequest) -> JsonResponse:
     by at most POST_CALL_MAX_CONCURRENT_LARGE_BODIES requests of a process at once. An authenticated body that
     cannot be used is quarantined (kept raw) and answered 200: retrying it would never help.
     """
-    if not settings.ELEVENLABS_WEBHOOK_SECRETS:
+    if not settings.ELEVENLABS_WEBHOOK_SECRETS and not settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS:
         return error(503, "The post-call webhook is not configured yet.")
     length = declared_length(request)
     if length is not None and length > settings.POST_CALL_MAX_BYTES:

@@ -21,7 +21,7 @@ from calls import payloads, tasks
 from calls.models import WebhookEvent
 from calls.payloads import Envelope, EventType
 from calls.signatures import StreamingVerifier, parse_signature_header
-from calls.spaces import space_of_agent
+from calls.spaces import event_space_at_arrival, webhook_space_secrets
 from core.json_input import JSONInputError, load_json
 
 logger = logging.getLogger(__name__)
@@ -43,13 +43,16 @@ class VerifiedBody:
     file: BinaryIO
     size: int
     sha256: str
+    signed_for_space: str = ""  # the slug a space-bound secret (ELEVENLABS_WEBHOOK_SPACE_SECRETS) signed it for
 
 
 def read_verified_body(stream: BinaryIO, signature_header: str | None) -> VerifiedBody:
     """The whole body, verified; raises SignatureError (401) or BodyTooLarge (413)."""
+    shared = [secret for secret in settings.ELEVENLABS_WEBHOOK_SECRETS if secret]
+    bound = webhook_space_secrets()
     verifier = StreamingVerifier(
         header=parse_signature_header(signature_header),
-        secrets=settings.ELEVENLABS_WEBHOOK_SECRETS,
+        secrets=[*shared, *(secret for _, secret in bound)],
         tolerance_seconds=settings.ELEVENLABS_WEBHOOK_TOLERANCE_SECONDS,
     )
     digest = hashlib.sha256()
@@ -64,12 +67,13 @@ def read_verified_body(stream: BinaryIO, signature_header: str | None) -> Verifi
         digest.update(chunk)
         spool.write(chunk)
     try:
-        verifier.verify()
+        signer = verifier.verify()
     except ValueError:
         spool.close()
         raise
     spool.seek(0)
-    return VerifiedBody(file=spool, size=size, sha256=digest.hexdigest())
+    slug = bound[signer - len(shared)][0] if signer >= len(shared) else ""
+    return VerifiedBody(file=spool, size=size, sha256=digest.hexdigest(), signed_for_space=slug)
 
 
 def parse_event(body: VerifiedBody) -> Envelope:
@@ -99,13 +103,16 @@ def store_event(parsed: Envelope, body: VerifiedBody) -> tuple[WebhookEvent, boo
     status = (
         WebhookEvent.Status.RECEIVED if parsed.event_type == EventType.TRANSCRIPTION else WebhookEvent.Status.RECORDED
     )
+    space_id, refusal = event_space_at_arrival(parsed.agent_id, body.signed_for_space)
+    if refusal:
+        status = WebhookEvent.Status.FAILED
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
                 event_type=parsed.event_type,
                 conversation_id=parsed.conversation_id,
                 agent_id=parsed.agent_id,
-                space_id=space_of_agent(parsed.agent_id),
+                space_id=space_id,
                 dedupe_key=dedupe_key,
                 event_timestamp=parsed.event_timestamp,
                 status=status,
@@ -113,6 +120,7 @@ def store_event(parsed: Envelope, body: VerifiedBody) -> tuple[WebhookEvent, boo
                 body_sha256=body.sha256,
                 payload=parsed.payload,
                 user_id=payloads.payload_user_id(parsed.payload),
+                last_error=refusal,
                 next_attempt_at=timezone.now() if status == WebhookEvent.Status.RECEIVED else None,
             )
             if status == WebhookEvent.Status.RECEIVED:

@@ -7,6 +7,7 @@ errors, not 500s.
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
@@ -92,6 +93,16 @@ class SpaceScopedAdmin(admin.ModelAdmin):
             filters.insert(0, ("space", admin.RelatedOnlyFieldListFilter))
         return filters
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "space":
+            kwargs["queryset"] = restrict_to_visible(Space.objects.all(), request.user, field="pk")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if obj.space_id is not None and not may_see(request.user, obj.space_id):
+            raise PermissionDenied("not a memory space you may see")
+        super().save_model(request, obj, form, change)
+
     def has_view_permission(self, request, obj=None) -> bool:
         return super().has_view_permission(request, obj) and (obj is None or may_see(request.user, obj.space_id))
 
@@ -100,6 +111,10 @@ class SpaceScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or may_see(request.user, obj.space_id))
+
+
+def sees_every_space(request) -> bool:
+    return visible_space_ids(request.user) is None
 
 
 @admin.register(Space)
@@ -116,6 +131,11 @@ class SpaceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or not obj.is_default)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "staff":
+            kwargs["queryset"] = db_field.related_model.objects.filter(is_staff=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
 class SupersededFilter(admin.SimpleListFilter):
@@ -259,10 +279,19 @@ class MemoryAdmin(SpaceScopedAdmin):
 
 @admin.register(MemoryLink)
 class MemoryLinkAdmin(SpaceScopedAdmin):
+    """Links are the engine's; staff who see every space may add or edit one (the raw id fields would otherwise
+    name memories of spaces the viewer may not see)."""
+
     list_display = ["from_memory", "to_memory", "weight", "reason", "space", "user_id"]
     list_filter = ["reason"]
     search_fields = ["=user_id"]
     raw_id_fields = ["from_memory", "to_memory"]
+
+    def has_add_permission(self, request) -> bool:
+        return super().has_add_permission(request) and sees_every_space(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and sees_every_space(request)
 
 
 @admin.register(UserVectorIndex)

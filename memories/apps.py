@@ -27,6 +27,8 @@ def ensure_default_space(using: str = "default", **kwargs) -> None:
     from memories.models import Space
     from memories.owners import DEFAULT_SPACE_ID
 
+    if Space._meta.db_table not in connections[using].introspection.table_names():
+        return  # migrated back before spaces existed
     _, created = Space.objects.using(using).get_or_create(
         pk=DEFAULT_SPACE_ID, defaults={"slug": "default", "name": "Default", "accepts_unregistered_agents": True}
     )

@@ -89,7 +89,7 @@ def query_memories(
             [match.memory_id for match in lexical_search(query, owner, scope, candidates)] if retrieval.hybrid else []
         )
         # One fetch of the rows both sides found (a round trip and an ORM compilation fewer on the tool's path).
-        memories = load_results({match.memory_id for match in matches} | set(lexical_ids))
+        memories = load_results({match.memory_id for match in matches} | set(lexical_ids), owner)
     timings["search"] = _ms_since(started)
 
     started = time.perf_counter()

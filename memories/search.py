@@ -43,7 +43,7 @@ def vector_search(
     PostgreSQL, exact numpy elsewhere.
     """
     matches = get_search_backend().search(embedding, owner, Scope.of(sectors, kinds), limit)
-    return scored(matches, load_results([match.memory_id for match in matches]), owner)
+    return scored(matches, load_results([match.memory_id for match in matches], owner), owner)
 
 
 def scored(matches: Sequence[VectorMatch], memories: dict[int, Memory], owner: Owner) -> list[ScoredMemory]:
@@ -55,14 +55,19 @@ def scored(matches: Sequence[VectorMatch], memories: dict[int, Memory], owner: O
     ]
 
 
-def load_results(ids: Collection[int]) -> dict[int, Memory]:
-    """The memories with these ids, with the RESULT_FIELDS only, in one raw statement: on the tool's path the
-    ORM's query compilation cost more than the query itself (RawQuerySet still applies the field converters)."""
+def load_results(ids: Collection[int], owner: Owner) -> dict[int, Memory]:
+    """`owner`'s memories with these ids, with the RESULT_FIELDS only, in one raw statement: on the tool's path
+    the ORM's query compilation cost more than the query itself (RawQuerySet still applies the field converters).
+    The owner's key is in the statement, so a distributed database reads one shard (docs/scaling.md)."""
     if not ids:
         return {}
     ids = list(ids)
     marks = ", ".join(["%s"] * len(ids))
-    rows = Memory.objects.raw(f"SELECT {RESULT_COLUMNS} FROM {Memory._meta.db_table} WHERE id IN ({marks})", ids)
+    rows = Memory.objects.raw(
+        f"SELECT {RESULT_COLUMNS} FROM {Memory._meta.db_table} "
+        f"WHERE space_id = %s AND user_id = %s AND id IN ({marks})",
+        [owner.space_id, owner.user_id, *ids],
+    )
     return {memory.pk: memory for memory in rows}
 
 
@@ -98,7 +103,8 @@ def expand_via_links(hits: list[ScoredMemory], max_total: int, scope: Scope = EV
                 candidates[neighbour_id] = (parent_id, score, weight)
     if not candidates:
         return list(hits)
-    neighbours = Memory.objects.current().only(*RESULT_FIELDS).in_bulk(list(candidates))
+    same_owners = Q(*[Q(space_id=owner.space_id, user_id=owner.user_id) for owner in owners], _connector=Q.OR)
+    neighbours = Memory.objects.current().filter(same_owners).only(*RESULT_FIELDS).in_bulk(list(candidates))
     expanded = [
         ScoredMemory(
             memory=memory,

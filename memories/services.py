@@ -390,12 +390,24 @@ def supersede_memory(old: Memory, new: Memory) -> None:
 
 def delete_memory(memory: Memory) -> None:
     """Delete one memory with its links; a memory it had superseded becomes current again (the history's newer
-    version is gone). Every statement stays within the user's rows (their indexes; docs/scaling.md)."""
+    version is gone), unless a current memory already says the same, which then supersedes it. Every statement
+    stays within the user's rows (their indexes; docs/scaling.md)."""
     owner = memory.owner
     with user_write_lock(owner):
         links = MemoryLink.objects.filter(space_id=owner.space_id, user_id=owner.user_id)
         links.filter(Q(from_memory=memory) | Q(to_memory=memory)).delete()
-        Memory.objects.for_user(owner).filter(superseded_by=memory).update(superseded_by=None)
+        for older in Memory.objects.for_user(owner).filter(superseded_by=memory).defer("embedding"):
+            # It becomes current again, unless a current memory says the same: then that one supersedes it.
+            twin = (
+                Memory.objects.for_user(owner)
+                .current()
+                .filter(text_hash=older.text_hash)
+                .exclude(pk=memory.pk)
+                .values_list("pk", flat=True)
+                .first()
+            )
+            older.superseded_by_id = twin
+            older.save(update_fields=["superseded_by"])
         memory.delete()
 
 

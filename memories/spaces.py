@@ -5,12 +5,15 @@ to (Space.staff). The admin and the operator API both apply this to every list, 
 someone may not see answers exactly like one that does not exist.
 """
 
+import re
+
 from django.db.models import QuerySet
 
 from memories.models import Space
 from memories.owners import DEFAULT_SPACE_ID
 
 DEFAULT_SPACE_SLUG = "default"
+SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
 
 
 class UnknownSpace(LookupError):
@@ -40,7 +43,10 @@ def may_see(person, space_id: int) -> bool:
 
 
 def visible_space(person, slug: str | None) -> Space:
-    """The space named `slug` (the default space when None) if `person` may see it; UnknownSpace otherwise."""
+    """The space named `slug` (the default space when None) if `person` may see it; UnknownSpace otherwise (also
+    for what cannot be a slug: no lookup is made with it)."""
+    if slug and not SLUG.fullmatch(slug):
+        raise UnknownSpace("no memory space of that name that you may see")
     space = Space.objects.filter(slug=slug).first() if slug else Space.objects.filter(pk=DEFAULT_SPACE_ID).first()
     if space is None or not may_see(person, space.pk):
         raise UnknownSpace(f"no memory space {slug or DEFAULT_SPACE_SLUG!r} that you may see")

@@ -295,6 +295,9 @@ ELEVENLABS_TOOL_SECRET_HEADER = env_str("ELEVENLABS_TOOL_SECRET_HEADER", "X-Memo
 ELEVENLABS_TOOL_SECRETS = env_list("ELEVENLABS_TOOL_SECRETS")
 ELEVENLABS_INITIATION_SECRETS = env_list("ELEVENLABS_INITIATION_SECRETS")
 ELEVENLABS_WEBHOOK_SECRETS = env_list("ELEVENLABS_WEBHOOK_SECRETS")
+# Post-call HMAC secrets of other ElevenLabs workspaces, each bound to a memory space: "<space slug>:<secret>,...".
+# An event signed by one belongs to that space whatever agent it names (calls.spaces).
+ELEVENLABS_WEBHOOK_SPACE_SECRETS = env_list("ELEVENLABS_WEBHOOK_SPACE_SECRETS")
 ELEVENLABS_INITIATION_SECRET_HEADER = env_str("ELEVENLABS_INITIATION_SECRET_HEADER", "X-Memory-Secret")
 # Memory spaces (memories.Space): how long each process remembers which space a secret or an agent belongs to
 # (calls.spaces); a revoked secret or a moved agent takes effect within this time.

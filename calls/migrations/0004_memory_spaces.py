@@ -5,6 +5,11 @@ import django.utils.timezone
 from django.db import migrations, models
 
 
+def events_join_the_default_space(apps, schema_editor):
+    """Every event received before spaces existed was the default space's, like every memory and identity."""
+    apps.get_model("calls", "WebhookEvent").objects.filter(space__isnull=True).update(space_id=1)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -86,4 +91,5 @@ class Migration(migrations.Migration):
             name='space',
             field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='secrets', to='memories.space'),
         ),
+        migrations.RunPython(events_join_the_default_space, migrations.RunPython.noop),
     ]

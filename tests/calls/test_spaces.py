@@ -314,3 +314,76 @@ def test_a_space_extracts_with_its_own_model_and_keeps_payloads_its_own_time(cli
     away.refresh_from_db(), home.refresh_from_db()
     assert away.payload is None and away.payload_erased_at is not None and home.payload is not None
     assert erase_old_payloads(days=1) == 1  # --days overrides every space's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_workspaces_webhook_secret_writes_only_into_its_own_space(client, acme, settings):
+    settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS = ["acme:wsec_acme_workspace"]
+
+    def signed_post(agent_id: str, conversation_id: str) -> WebhookEvent:
+        payload = transcription_payload(conversation_id=conversation_id)
+        payload["data"]["agent_id"] = agent_id
+        body = encode(payload)
+        headers = signed_headers(body, secret="wsec_acme_workspace")
+        assert (
+            client.post(POST_CALL_URL, data=body, content_type="application/json", headers=headers).status_code == 200
+        )
+        drain_task_queue()
+        return WebhookEvent.objects.get(conversation_id=conversation_id)
+
+    unregistered = signed_post("agent_acme_not_registered_yet", "conv_acme_own")
+    assert (unregistered.space_id, unregistered.status) == (acme.pk, "processed")
+    forged = signed_post(DEFAULT_AGENT, "conv_forged")  # a default-space agent, signed by acme's workspace
+    assert (forged.space_id, forged.status) == (acme.pk, "failed") and "another space" in forged.last_error
+    assert not Memory.objects.filter(space_id=DEFAULT_SPACE_ID).exists()
+    assert Memory.objects.filter(space=acme).count() == unregistered.memories_created > 0
+
+
+def test_a_malformed_space_bound_webhook_secret_stops_the_start(settings):
+    from django.core.checks import run_checks
+
+    settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS = ["acme:ok", "no-colon-here", ":missing-slug"]
+    errors = [message for message in run_checks() if message.id == "calls.E001"]
+    assert [error.msg.split()[2] for error in errors] == ["2", "3"]
+
+
+def test_staff_of_one_space_cannot_write_into_another_through_the_admin(client, acme):
+    person = make_staff("acme_operator", password="pw", spaces=(acme.pk,))
+    every = Permission.objects.filter(content_type__app_label__in=["calls", "memories"])
+    person.user_permissions.add(*every.exclude(codename="access_all_spaces"))
+    client.force_login(person)
+    form = {"space": str(DEFAULT_SPACE_ID), "phone_number": PHONE, "user_id": "victim", "calls": "0"}
+    form.update({"last_seen_at_0": "2026-11-26", "last_seen_at_1": "10:00:00"})
+    response = client.post("/admin/calls/calleridentity/add/", form)
+    assert response.status_code == 200 and not CallerIdentity.objects.exists()  # the form refused the space
+    assert ">Default<" not in response.content.decode()
+    # Agents move calls between spaces, links name memories: both are for staff who see every space.
+    assert client.get("/admin/calls/agent/add/").status_code == 403
+    assert client.get("/admin/memories/memorylink/add/").status_code == 403
+    assert (
+        client.post("/admin/calls/agent/add/", {"agent_id": "agent_default_legacy", "space": acme.pk}).status_code
+        == 403
+    )
+    assert not Agent.objects.filter(agent_id="agent_default_legacy").exists()
+
+
+@pytest.mark.parametrize("space", ["\x00", "a b", "x" * 65, "défaut"])
+def test_a_space_name_that_cannot_exist_is_a_clear_4xx(space):
+    api = api_for(make_staff("root", spaces=(), is_superuser=True))
+    for response in (
+        api.get("/api/users/alice/export", {"space": space}),
+        api.delete(f"/api/users/alice/memories?space={space}"),
+        api.post("/api/memories/search", {"user_id": "alice", "query": "x", "space": space}, "json"),
+    ):
+        assert response.status_code in (400, 404) and "space" in response.json()["detail"].lower()
+
+
+@pytest.mark.parametrize("messages", [5, None, True, "hello", {"role": "user"}])
+def test_a_custom_llm_request_with_odd_messages_is_a_400_not_a_500(messages):
+    from calls.custom_llm import complete
+
+    request = RequestFactory().post("/v1/chat/completions", HTTP_AUTHORIZATION=f"Bearer {LLM_SECRET}")
+    outcome = asyncio.run(complete(request, json.dumps({"model": "m", "messages": messages}).encode()))
+    assert outcome.status == 400 and "messages" in outcome.document["error"]["message"]
+    anonymous = RequestFactory().post("/v1/chat/completions")
+    assert asyncio.run(complete(anonymous, json.dumps({"model": "m", "messages": messages}).encode())).status == 401

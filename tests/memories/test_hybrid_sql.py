@@ -74,7 +74,7 @@ def test_one_statement_finds_what_the_three_statements_find(alice, settings, sco
         for mine, theirs in zip(dense, expected_dense, strict=True):
             assert mine.similarity == pytest.approx(theirs.similarity, abs=1e-6)
         assert lexical == [match.memory_id for match in lexical_search(query, owner, scope, 6)], query
-        expected_rows = load_results({match.memory_id for match in expected_dense} | set(lexical))
+        expected_rows = load_results({match.memory_id for match in expected_dense} | set(lexical), owner)
         assert rows.keys() == expected_rows.keys()
         for memory_id, memory in rows.items():
             for field in ("space_id", "user_id", "kind", "text", "sector", "extra_sectors", "salience"):

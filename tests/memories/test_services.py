@@ -170,3 +170,23 @@ def test_concurrent_stores_of_the_same_fact_keep_one_copy():
     assert errors == []
     memory = Memory.objects.get(user_id="alice")
     assert memory.access_count == 5
+
+
+def test_deleting_a_newer_fact_revives_the_older_unless_it_is_said_again():
+    from memories.services import delete_memory
+
+    owner = default_owner("alice")
+    paris = create_memory(owner, NewMemory("I live in Paris")).memory
+    lyon = create_memory(owner, NewMemory("I moved to Lyon")).memory
+    supersede_memory(paris, lyon)
+    again = create_memory(owner, NewMemory("I live in Paris")).memory  # said again: a new current memory
+    assert again.pk != paris.pk
+    delete_memory(lyon)
+    paris.refresh_from_db()
+    assert paris.superseded_by_id == again.pk  # the current twin supersedes it; no two current copies
+    other = create_memory(owner, NewMemory("I work at the bakery")).memory
+    newer = create_memory(owner, NewMemory("I work at the library")).memory
+    supersede_memory(other, newer)
+    delete_memory(newer)
+    other.refresh_from_db()
+    assert other.superseded_by_id is None and not MemoryLink.objects.filter(to_memory_id=newer.pk).exists()
