@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import openai
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -88,7 +88,11 @@ async def complete(request: HttpRequest, raw_body: bytes) -> Outcome:
         body, problem = load_json(raw_body or b"null"), ""
     except JSONInputError as error:
         body, problem = None, f"The body must be JSON: {error}."
-    admitted = await admission(request, body)
+    try:
+        admitted = await admission(request, body)
+    except DatabaseError:  # a space's secret could not be looked up: the agent's LLM says so, nothing breaks
+        logger.warning("Custom LLM turn refused: its space could not be looked up (database unavailable)")
+        return failure(503, "The memory platform cannot check this key right now; retry shortly.", "server_error")
     if admitted.refused:
         return failure(admitted.status, admitted.message, ADMISSION_KINDS.get(admitted.status, "server_error"))
     problem = problem or payloads.chat_request_problem(body)

@@ -387,3 +387,18 @@ def test_a_custom_llm_request_with_odd_messages_is_a_400_not_a_500(messages):
     assert outcome.status == 400 and "messages" in outcome.document["error"]["message"]
     anonymous = RequestFactory().post("/v1/chat/completions")
     assert asyncio.run(complete(anonymous, json.dumps({"model": "m", "messages": messages}).encode())).status == 401
+
+
+def test_a_custom_llm_turn_whose_space_cannot_be_looked_up_is_a_503(monkeypatch):
+    from django.db import OperationalError
+
+    from calls import custom_llm
+
+    def database_down(request, agent_id):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(custom_llm, "admit_in_thread", database_down)
+    request = RequestFactory().post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer msk_some_space_secret")
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    outcome = asyncio.run(custom_llm.complete(request, json.dumps(body).encode()))
+    assert outcome.status == 503 and outcome.document["error"]["type"] == "server_error"
