@@ -1,5 +1,5 @@
-"""The Custom LLM endpoint's fast path under ASGI: `/v1/chat/completions` straight to calls.custom_llm, every other
-path to Django.
+"""The Custom LLM endpoints' fast path under ASGI: `/v1/chat/completions` and `/v1/responses` straight to
+calls.custom_llm, every other path to Django.
 
 Under ASGI, each of Django's middlewares (sessions, CSRF, auth, messages, ...) hops to a single shared thread and
 back; 32 concurrent turns then queued behind each other (about 180 ms added to the first token, memories or
@@ -15,12 +15,11 @@ import time
 from django.conf import settings
 from django.http.request import HttpHeaders
 
-from calls.custom_llm import STREAM_HEADERS, complete, failure
+from calls.custom_llm import CHAT, RESPONSES, STREAM_HEADERS, complete, failure
 from core.request_context import REQUEST_ID
 from core.requests import observe, sane_request_id
 
-PATH = "/v1/chat/completions"
-ROUTE = "/v1/chat/completions"
+APIS = {"/v1/chat/completions": CHAT, "/v1/responses": RESPONSES}  # path (also the metrics' route) -> API
 
 
 class ScopeRequest:
@@ -40,15 +39,15 @@ def route(django_application):
     """The ASGI application: the fast path for the Custom LLM endpoint, Django for everything else."""
 
     async def application(scope, receive, send):
-        if scope["type"] == "http" and scope["path"] == PATH:
-            await chat_completions(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in APIS:
+            await custom_llm_turn(scope, receive, send)
         else:
             await django_application(scope, receive, send)
 
     return application
 
 
-async def chat_completions(scope, receive, send) -> None:
+async def custom_llm_turn(scope, receive, send) -> None:
     started = time.perf_counter()
     request = ScopeRequest(scope)
     request_id = sane_request_id(request.headers.get("X-Request-ID", ""))
@@ -58,13 +57,14 @@ async def chat_completions(scope, receive, send) -> None:
             outcome = failure(405, "Use POST.")
         else:
             body = await read_body(receive, settings.POST_CALL_MAX_JSON_BYTES)
-            outcome = failure(413, "The request is too large.") if body is None else await complete(request, body)
+            api = APIS[scope["path"]]
+            outcome = failure(413, "The request is too large.") if body is None else await complete(request, body, api)
         headers = {"X-Request-ID": request_id}
         if outcome.stream is None:
             await answer_json(send, outcome.status, outcome.document, headers)
         else:
             await stream(send, receive, outcome.stream, {**STREAM_HEADERS, **headers})
-        observe(ROUTE, scope["method"], scope["path"], outcome.status, started, settings.REQUEST_METRICS)
+        observe(scope["path"], scope["method"], scope["path"], outcome.status, started, settings.REQUEST_METRICS)
     finally:
         REQUEST_ID.reset(token)
 

@@ -82,43 +82,52 @@ def admit_in_thread(request: HttpRequest, agent_id: str) -> Admission:
         close_old_connections()
 
 
-async def complete(request: HttpRequest, raw_body: bytes) -> Outcome:
-    """One turn: authenticate, add the caller's memories, forward, and answer (a stream, usually)."""
+CHAT, RESPONSES = "chat", "responses"  # the two OpenAI APIs ElevenLabs' Custom LLM may speak
+
+
+async def complete(request: HttpRequest, raw_body: bytes, api: str = CHAT) -> Outcome:
+    """One turn: authenticate, add the caller's memories, forward, and answer (a stream, usually). `api` is CHAT
+    (`/v1/chat/completions`) or RESPONSES (`/v1/responses`: the memories go into `instructions`)."""
     try:
         body, problem = load_json(raw_body or b"null"), ""
     except JSONInputError as error:
         body, problem = None, f"The body must be JSON: {error}."
+    chat_view = payloads.responses_as_chat(body) if api == RESPONSES and isinstance(body, dict) else body
     try:
-        admitted = await admission(request, body)
+        admitted = await admission(request, chat_view)
     except DatabaseError:  # a space's secret could not be looked up: the agent's LLM says so, nothing breaks
         logger.warning("Custom LLM turn refused: its space could not be looked up (database unavailable)")
         return failure(503, "The memory platform cannot check this key right now; retry shortly.", "server_error")
     if admitted.refused:
         return failure(admitted.status, admitted.message, ADMISSION_KINDS.get(admitted.status, "server_error"))
-    problem = problem or payloads.chat_request_problem(body)
+    check = payloads.responses_request_problem if api == RESPONSES else payloads.chat_request_problem
+    problem = problem or check(body)
     if problem:
         return failure(400, problem)
 
     forwarded = payloads.forwardable_chat_request(body)
-    user_id, question = payloads.llm_caller(body), payloads.latest_user_message(body)
+    user_id, question = payloads.llm_caller(chat_view), payloads.latest_user_message(chat_view)
     owner = caller_owner(admitted.space_id, user_id)
     if owner is not None and question:
         memories = await recall(owner, question)
-        if memories:
+        if memories and api == RESPONSES:
+            forwarded = payloads.with_instructions_note(forwarded, memory_note(memories))
+        elif memories:
             forwarded["messages"] = payloads.with_system_note(forwarded["messages"], memory_note(memories))
     if settings.CUSTOM_LLM_MODEL:
         forwarded["model"] = settings.CUSTOM_LLM_MODEL
 
     client = upstream()
-    model, messages = forwarded.pop("model"), forwarded.pop("messages")
-    stream = bool(forwarded.pop("stream", False))
+    model, stream = forwarded.pop("model"), bool(forwarded.pop("stream", False))
+    if api == RESPONSES:
+        resource, arguments = client.responses, {"input": forwarded.pop("input")}
+    else:
+        resource, arguments = client.chat.completions, {"messages": forwarded.pop("messages")}
     try:
         if not stream:
-            answer = await client.chat.completions.create(model=model, messages=messages, extra_body=forwarded)
+            answer = await resource.create(model=model, **arguments, extra_body=forwarded)
             return Outcome(200, answer.model_dump(exclude_unset=True))
-        opened = client.chat.completions.with_streaming_response.create(
-            model=model, messages=messages, stream=True, extra_body=forwarded
-        )
+        opened = resource.with_streaming_response.create(model=model, **arguments, stream=True, extra_body=forwarded)
         upstream_response = await opened.__aenter__()
     except openai.APIStatusError as error:
         message = f"The language model answered {error.status_code}: {upstream_message(error)}"
@@ -127,7 +136,7 @@ async def complete(request: HttpRequest, raw_body: bytes) -> Outcome:
         return failure(504, "The language model did not answer in time.", "upstream_error")
     except openai.APIConnectionError:
         return failure(502, "The language model could not be reached.", "upstream_error")
-    return Outcome(200, stream=relay(opened, upstream_response))
+    return Outcome(200, stream=relay(opened, upstream_response, ends_with_done=api == CHAT))
 
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -138,9 +147,20 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     """The endpoint through Django's handler (any server: runserver, WSGI, ASGI). Production's ASGI server takes
     the fast path instead (calls.asgi), which skips Django's middleware: under ASGI each of Django's middlewares
     hops to one shared thread, which made 32 concurrent turns queue behind each other."""
+    return await answer(request, CHAT)
+
+
+@csrf_exempt
+async def responses(request: HttpRequest) -> HttpResponse:
+    """`/v1/responses` (OpenAI's Responses API, which ElevenLabs' Custom LLM also speaks), through Django's
+    handler; the ASGI fast path serves it in production, as it does chat completions."""
+    return await answer(request, RESPONSES)
+
+
+async def answer(request: HttpRequest, api: str) -> HttpResponse:
     if request.method != "POST":
         return JsonResponse(failure(405, "Use POST.").document, status=405)
-    outcome = await complete(request, request.body)
+    outcome = await complete(request, request.body, api)
     if outcome.stream is None:
         return JsonResponse(outcome.document, status=outcome.status)
     response = StreamingHttpResponse(outcome.stream)
@@ -149,16 +169,17 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     return response
 
 
-async def relay(opened, upstream_response) -> AsyncIterator[bytes]:
+async def relay(opened, upstream_response, ends_with_done: bool = True) -> AsyncIterator[bytes]:
     """The upstream's Server-Sent Events line by line, as they come (nothing parsed and re-encoded: the chunks,
-    tool calls included, reach ElevenLabs exactly as the LLM wrote them). A stream that breaks off ends with an
-    error event; a client's hang-up (cancellation) closes the upstream request."""
+    tool calls included, reach ElevenLabs exactly as the LLM wrote them). A chat stream always ends with
+    `data: [DONE]` (the Responses API has no such line: its last event is `response.completed`). A stream that
+    breaks off ends with an error event; a client's hang-up (cancellation) closes the upstream request."""
     done = False
     try:
         async for line in upstream_response.iter_lines():
             done = done or line.strip() == "data: [DONE]"
             yield f"{line}\n".encode()
-        if not done:
+        if ends_with_done and not done:
             yield b"data: [DONE]\n\n"
     except (TimeoutError, openai.APIError, OSError) as error:
         logger.warning("language model stream broke", extra={"error": f"{type(error).__name__}: {error}"[:300]})

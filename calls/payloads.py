@@ -316,6 +316,42 @@ def llm_agent(body: dict) -> str:
     return ""
 
 
+def responses_request_problem(body: object) -> str:
+    """Why an OpenAI Responses API request (`/v1/responses`) is unusable, in one sentence; empty when fine."""
+    if not isinstance(body, dict):
+        return "The body must be a JSON object."
+    if not isinstance(body.get("model"), str) or not body["model"].strip():
+        return "model: a model name (string) is required."
+    given = body.get("input")
+    if not (isinstance(given, str) and given.strip()) and not (isinstance(given, list) and given):
+        return "input: a non-empty string or list of input items is required."
+    for position, item in enumerate(given if isinstance(given, list) else []):
+        if not isinstance(item, dict):
+            return f"input[{position}]: each input item is an object."
+    if body.get("instructions") is not None and not isinstance(body["instructions"], str):
+        return "instructions: must be a string."
+    if "stream" in body and not isinstance(body["stream"], bool):
+        return "stream: must be true or false."
+    return ""
+
+
+def responses_as_chat(body: dict) -> dict:
+    """A Responses API request seen as a chat request, for the readers above (caller, agent, latest question):
+    `instructions` as the system message, `input` as the messages (a string is one user message)."""
+    given = body.get("input")
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else _list(given)
+    messages = [item for item in items if isinstance(item, dict) and isinstance(item.get("role"), str)]
+    if isinstance(body.get("instructions"), str):
+        messages = [{"role": "system", "content": body["instructions"]}, *messages]
+    return {**{key: body[key] for key in ELEVENLABS_CHAT_FIELDS if key in body}, "messages": messages}
+
+
+def with_instructions_note(body: dict, note: str) -> dict:
+    """A Responses API request with `note` appended to its instructions."""
+    instructions = body.get("instructions") if isinstance(body.get("instructions"), str) else ""
+    return {**body, "instructions": f"{instructions}\n\n{note}" if instructions else note}
+
+
 def latest_user_message(body: dict) -> str:
     """The text of the last user message (what the caller just said); empty when there is none."""
     for message in reversed(body.get("messages", [])):

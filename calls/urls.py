@@ -6,6 +6,7 @@ urlpatterns = [
     path("tools/memory-query", views.memory_query_tool, name="tool-memory-query"),
     path("tools/memory-remember", views.memory_remember_tool, name="tool-memory-remember"),
     path("v1/chat/completions", custom_llm.chat_completions, name="custom-llm-chat-completions"),
+    path("v1/responses", custom_llm.responses, name="custom-llm-responses"),
     path(
         "webhooks/elevenlabs/conversation-initiation",
         views.conversation_initiation_webhook,

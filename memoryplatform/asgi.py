@@ -10,7 +10,7 @@ django_application = get_asgi_application()
 
 from calls.asgi import route  # noqa: E402  (after Django is set up)
 
-# /v1/chat/completions takes the Custom LLM's fast path; everything else is Django.
+# /v1/chat/completions and /v1/responses take the Custom LLM's fast path; everything else is Django.
 application = route(django_application)
 
 # Fail at start-up, not at the first write, when the embedding provider does not fit the schema.

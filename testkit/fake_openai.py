@@ -126,6 +126,41 @@ class FakeOpenAIServer:
         chunks.append(chunk({}, "tool_calls" if self.stream_tool_call else "stop"))
         return chunks
 
+    def response_events(self, body: dict) -> list[dict]:
+        """The events of a streamed Responses API answer, as OpenAI sends them (created, text deltas, completed)."""
+        response = {"id": "resp_fake", "object": "response", "model": body["model"], "status": "in_progress"}
+        events = [{"type": "response.created", "response": response}]
+        events += [
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_fake",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": word,
+            }
+            for word in self.stream_words
+        ]
+        events.append({"type": "response.completed", "response": {**response, "status": "completed"}})
+        return [{**event, "sequence_number": number} for number, event in enumerate(events)]
+
+    def _answer_response(self, body: dict) -> tuple[int, dict]:
+        text = "".join(self.stream_words)
+        message = {
+            "type": "message",
+            "id": "msg_fake",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": text, "annotations": []}],
+        }
+        return 200, {
+            "id": "resp_fake",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": body["model"],
+            "status": "completed",
+            "output": [message],
+        }
+
     def _handler(self):
         fake = self
 
@@ -146,12 +181,17 @@ class FakeOpenAIServer:
                 if not failure and self.path.endswith("/chat/completions") and body.get("stream"):
                     self.stream(body)
                     return
+                if not failure and self.path.endswith("/responses") and body.get("stream"):
+                    self.stream_events(body)
+                    return
                 if failure:
                     status, payload = failure, {"error": {"message": "fake failure", "type": "server_error"}}
                 elif embeddings:
                     status, payload = fake._answer_embeddings(body, broken)
                 elif self.path.endswith("/chat/completions"):
                     status, payload = fake._answer_chat(body)
+                elif self.path.endswith("/responses"):
+                    status, payload = fake._answer_response(body)
                 else:
                     status, payload = 404, {"error": {"message": "not found"}}
                 is_json = not isinstance(payload, str)
@@ -164,6 +204,20 @@ class FakeOpenAIServer:
                     self.wfile.write(encoded)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up waiting (a slow-provider test's timeout): nothing to answer
+
+            def stream_events(self, body: dict) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for event in fake.response_events(body):
+                        self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+                        self.wfile.flush()
+                        if fake.stream_interval:
+                            time.sleep(fake.stream_interval)
+                except (BrokenPipeError, ConnectionResetError):
+                    with fake._lock:
+                        fake.streams_abandoned += 1
 
             def stream(self, body: dict) -> None:
                 try:

@@ -234,3 +234,56 @@ def test_the_other_endpoints_work_under_the_asgi_server(asgi, alice):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert "Rex" in json.loads(response.read())["memories"][0]["text"]
         assert response.headers["X-Request-ID"]
+
+
+def test_the_responses_api_gets_memories_in_its_instructions_and_streams_back_whole(asgi, upstream, alice):
+    """ElevenLabs' Custom LLM may speak OpenAI's Responses API instead: /v1/responses, memories in `instructions`."""
+    server = asgi()
+    stream = client_for(server).responses.create(
+        model="gpt-4o-mini",
+        instructions=SYSTEM,
+        input=[{"role": "user", "content": [{"type": "input_text", "text": QUESTION}]}],
+        stream=True,
+    )
+    events = list(stream)
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text == "".join(upstream.stream_words) and events[-1].type == "response.completed"
+
+    sent = [request for request in upstream.requests if request["path"].endswith("/responses")][-1]["body"]
+    assert sent["instructions"].startswith(SYSTEM) and "- My dog is called Rex" in sent["instructions"]
+    assert sent["input"][0]["content"][0]["text"] == QUESTION and sent["stream"] is True
+
+
+def test_the_responses_api_wire_format_and_errors(asgi, upstream, alice):
+    server = asgi()
+
+    def post(body: dict, key: str = LLM_SECRET) -> tuple[int, str]:
+        request = urllib.request.Request(
+            f"{server.url}/v1/responses",
+            json.dumps(body).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=20) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    status, raw = post({"model": "gpt-4o-mini", "input": QUESTION, "user_id": "alice", "stream": True})
+    assert status == 200 and "data: [DONE]" not in raw  # the Responses API ends with response.completed
+    assert raw.startswith("event: response.created\ndata: {") and "event: response.completed" in raw
+    sent = [request for request in upstream.requests if request["path"].endswith("/responses")][-1]["body"]
+    assert "user_id" not in sent and "My dog is called Rex" in sent["instructions"]
+
+    status, raw = post({"model": "gpt-4o-mini", "input": QUESTION})  # not streamed: the response object
+    assert status == 200 and json.loads(raw)["output"][0]["content"][0]["text"] == "".join(upstream.stream_words)
+    for body, words in (
+        ({"model": "gpt-4o-mini"}, "input"),
+        ({"model": "gpt-4o-mini", "input": [5]}, "input[0]"),
+        ({"model": "gpt-4o-mini", "input": "hi", "instructions": 7}, "instructions"),
+        ({"input": "hi"}, "model"),
+    ):
+        status, raw = post(body)
+        assert status == 400 and words in json.loads(raw)["error"]["message"]
+    status, raw = post({"model": "gpt-4o-mini", "input": "hi"}, key="wrong")
+    assert status == 401 and json.loads(raw)["error"]["type"] == "authentication_error"
