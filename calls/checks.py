@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
+from calls.spaces import space_secret_entry
+
 
 @register()
 def check_webhook_space_secrets(app_configs, **kwargs) -> list[Error]:
@@ -15,5 +17,5 @@ def check_webhook_space_secrets(app_configs, **kwargs) -> list[Error]:
             id="calls.E001",
         )
         for position, entry in enumerate(settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS)
-        if not all(part.strip() for part in entry.partition(":")[::2]) or ":" not in entry
+        if space_secret_entry(entry) is None
     ]

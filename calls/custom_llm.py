@@ -71,15 +71,21 @@ async def admission(request: HttpRequest, body: object) -> Admission:
     quick = admit_by_environment(request, LLM_SECRET, agent_id)
     if quick is not None:
         return quick
-    return await sync_to_async(admit_in_thread, thread_sensitive=False)(request, agent_id)
+    return await in_worker_thread(admit)(request, LLM_SECRET, agent_id)
 
 
-def admit_in_thread(request: HttpRequest, agent_id: str) -> Admission:
-    close_old_connections()
-    try:
-        return admit(request, LLM_SECRET, agent_id)
-    finally:
+def in_worker_thread(function):
+    """`function` as a coroutine run in a worker thread, with that thread's database connection checked before
+    and after, like a request's (an async view must not touch the ORM itself)."""
+
+    def run(*args):
         close_old_connections()
+        try:
+            return function(*args)
+        finally:
+            close_old_connections()
+
+    return sync_to_async(run, thread_sensitive=False)
 
 
 CHAT, RESPONSES = "chat", "responses"  # the two OpenAI APIs ElevenLabs' Custom LLM may speak
@@ -201,7 +207,7 @@ async def recall(owner: Owner, question: str) -> list[str]:
     """The caller's memories for `question`, or [] when retrieval fails or takes longer than its budget."""
     budget = settings.CUSTOM_LLM_MEMORY_BUDGET_SECONDS
     try:
-        return await asyncio.wait_for(sync_to_async(memories_for, thread_sensitive=False)(owner, question), budget)
+        return await asyncio.wait_for(in_worker_thread(memories_for)(owner, question), budget)
     except TimeoutError:
         logger.warning("memories skipped: retrieval over its budget", extra={"budget_seconds": budget})
     except Exception as error:  # never fail a turn for its memories
@@ -210,15 +216,11 @@ async def recall(owner: Owner, question: str) -> list[str]:
 
 
 def memories_for(owner: Owner, question: str) -> list[str]:
-    """In a worker thread: its own database connection, checked before and after like a request's."""
-    close_old_connections()
-    try:
-        result = query_memories(
-            owner, question[: settings.MEMORY_QUERY_MAX_CHARS], limit=settings.CUSTOM_LLM_MEMORIES, deadline=None
-        )
-        return [item.memory.text for item in result.memories]
-    finally:
-        close_old_connections()
+    """The texts of the caller's memories for the turn (run in a worker thread)."""
+    result = query_memories(
+        owner, question[: settings.MEMORY_QUERY_MAX_CHARS], limit=settings.CUSTOM_LLM_MEMORIES, deadline=None
+    )
+    return [item.memory.text for item in result.memories]
 
 
 def memory_note(memories: list[str]) -> str:

@@ -243,11 +243,7 @@ def request_agent_id(body: dict) -> str:
     """The ElevenLabs agent a request comes from: the initiation's `agent_id`, or a tool's `agent_id` /
     `system__agent_id` property (the dynamic variable); empty when it does not say. What is not a plausible agent
     id (not text, too long) is treated as absent; the space's secret still decides."""
-    for name in ("agent_id", "system__agent_id"):
-        value = body.get(name)
-        if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
-            return value.strip()
-    return ""
+    return _plausible_id(body.get("agent_id"), body.get("system__agent_id"))
 
 
 def tool_conversation_id(body: dict) -> str:
@@ -290,27 +286,30 @@ def forwardable_chat_request(body: dict) -> dict:
 def llm_caller(body: dict) -> str:
     """Our user id for a Custom LLM request: the request's `user_id` (what the initiation webhook answered),
     `elevenlabs_extra_body.user_id`, or a `memory_user_id: {{user_id}}` line in a system message; empty if none."""
-    for value in (body.get("user_id"), _dict(body.get("elevenlabs_extra_body")).get("user_id")):
-        if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
-            return value.strip()
-    for message in body.get("messages", []):
-        if isinstance(message, dict) and message.get("role") == "system":
-            found = MEMORY_USER_LINE.search(_message_text(message))
-            if found:
-                return found.group(1)
-    return ""
+    extra = _dict(body.get("elevenlabs_extra_body"))
+    return _plausible_id(body.get("user_id"), extra.get("user_id")) or _system_line(body, MEMORY_USER_LINE)
 
 
 def llm_agent(body: dict) -> str:
     """The agent of a Custom LLM request: `elevenlabs_extra_body.agent_id`, or a `memory_agent_id:
     {{system__agent_id}}` line in a system message; empty if none."""
-    value = _dict(body.get("elevenlabs_extra_body")).get("agent_id")
-    if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
-        return value.strip()
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else []:
+    extra = _dict(body.get("elevenlabs_extra_body"))
+    return _plausible_id(extra.get("agent_id")) or _system_line(body, MEMORY_AGENT_LINE)
+
+
+def _plausible_id(*values: object) -> str:
+    """The first value that can be an id (text, not blank, at most MAX_ID_CHARS), stripped; empty if none."""
+    for value in values:
+        if isinstance(value, str) and value.strip() and len(value) <= MAX_ID_CHARS:
+            return value.strip()
+    return ""
+
+
+def _system_line(body: dict, line: re.Pattern) -> str:
+    """What follows `line`'s label in the first system message holding it; empty if none."""
+    for message in _list(body.get("messages")):
         if isinstance(message, dict) and message.get("role") == "system":
-            found = MEMORY_AGENT_LINE.search(_message_text(message))
+            found = line.search(_message_text(message))
             if found:
                 return found.group(1)
     return ""

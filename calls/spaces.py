@@ -117,14 +117,17 @@ def space_of_agent(agent_id: str) -> int | None:
     return DEFAULT_SPACE_ID if default_space_open() else None
 
 
+def space_secret_entry(entry: str) -> tuple[str, str] | None:
+    """(space slug, secret) of one ELEVENLABS_WEBHOOK_SPACE_SECRETS entry ("slug:secret"); None when it is not
+    one (calls.checks refuses to start with such an entry)."""
+    slug, separator, secret = entry.partition(":")
+    return (slug.strip(), secret.strip()) if separator and slug.strip() and secret.strip() else None
+
+
 def webhook_space_secrets() -> list[tuple[str, str]]:
-    """(space slug, secret) of ELEVENLABS_WEBHOOK_SPACE_SECRETS ("slug:secret" entries; see `checks`)."""
-    pairs = []
-    for entry in settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS:
-        slug, separator, secret = entry.partition(":")
-        if separator and slug.strip() and secret.strip():
-            pairs.append((slug.strip(), secret.strip()))
-    return pairs
+    """(space slug, secret) of every usable ELEVENLABS_WEBHOOK_SPACE_SECRETS entry."""
+    entries = (space_secret_entry(entry) for entry in settings.ELEVENLABS_WEBHOOK_SPACE_SECRETS)
+    return [entry for entry in entries if entry is not None]
 
 
 def event_space_at_arrival(agent_id: str, signed_for_space: str) -> tuple[int | None, str]:

@@ -40,10 +40,8 @@ class MemoryForm(forms.ModelForm):
         model = Memory
         fields = ADD_FIELDS
 
-    def __init__(self, *args, request=None, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if "space" in self.fields and request is not None:
-            self.fields["space"].queryset = restrict_to_visible(Space.objects.all(), request.user, field="pk")
         if "sector" in self.fields and self.instance.pk is None:
             self.fields["sector"].required = False
             self.fields["sector"].help_text = "Leave empty to guess it from the text."
@@ -179,15 +177,6 @@ class MemoryAdmin(SpaceScopedAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("embedding").select_related("space")
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-
-        class RequestForm(form):
-            def __init__(self, *args, **form_kwargs):
-                super().__init__(*args, request=request, **form_kwargs)
-
-        return RequestForm
 
     def get_fields(self, request, obj=None):
         if obj is None:

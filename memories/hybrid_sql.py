@@ -15,6 +15,7 @@ the database); measured in docs/benchmarks.md.
 import json
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 
 from memories.models import Memory
@@ -41,22 +42,21 @@ def applies(owner: Owner) -> bool:
 
 def statement(scope: Scope) -> tuple[str, list]:
     """The SQL for `scope`, and the scope's parameters in the order the SQL needs them."""
-    dense_scope, dense_params = scope_filter(scope, alias="mine")
-    lexical_scope, lexical_params = scope_filter(scope, alias="mine")
+    scope_sql, scope_params = scope_filter(scope, alias="mine")
     columns = ", ".join(f"memory.{column}" for column in RESULT_COLUMNS)
     sql = f"""
         WITH mine AS MATERIALIZED (
             SELECT id, embedding, search_vector, sector, extra_sectors, kind FROM {TABLE}
             WHERE space_id = %s AND user_id = %s AND superseded_by_id IS NULL
         ), dense AS (
-            SELECT id, embedding <=> %s AS distance FROM mine WHERE TRUE{dense_scope}
+            SELECT id, embedding <=> %s AS distance FROM mine WHERE TRUE{scope_sql}
             ORDER BY distance, id LIMIT %s
         ), words AS (
             SELECT array_agg(DISTINCT lexeme) AS lexemes,
                    to_tsquery('simple', string_agg(DISTINCT quote_literal(lexeme), ' | ')) AS tsquery
             FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS lexeme
         ), postings AS (
-            SELECT mine.id, (TRUE{lexical_scope}) AS admitted, entry.lexeme,
+            SELECT mine.id, (TRUE{scope_sql}) AS admitted, entry.lexeme,
                    COALESCE(array_length(entry.positions, 1), 1) AS tf, length(mine.search_vector) AS length
             FROM mine, words, unnest(mine.search_vector) AS entry
             WHERE mine.search_vector @@ words.tsquery AND entry.lexeme = ANY(words.lexemes)
@@ -79,25 +79,27 @@ def statement(scope: Scope) -> tuple[str, list]:
         FROM {TABLE} AS memory LEFT JOIN dense USING (id) LEFT JOIN lexical USING (id)
         WHERE memory.id IN (SELECT id FROM dense UNION ALL SELECT id FROM lexical)
     """
-    return sql, [dense_params, lexical_params]
+    return sql, scope_params
 
 
 def candidates(
-    embedding: np.ndarray, query: str, owner: Owner, scope: Scope, limit: int, lexical_bound: int, hybrid: bool
+    embedding: np.ndarray, query: str, owner: Owner, scope: Scope, limit: int, hybrid: bool
 ) -> tuple[list[VectorMatch], list[int], dict[int, Memory]]:
     """(dense matches nearest first, lexical ids best first, the rows of both) for `owner`, in one round trip.
-    Without `hybrid` the lexical side is skipped (no query words are sent)."""
-    sql, (dense_params, lexical_params) = statement(scope)
+    Without `hybrid` the lexical side is skipped (no query words are sent). Words in more than
+    MEMORY_LEXICAL_MAX_DOCUMENTS of the user's memories are too common to match, as in text_search."""
+    sql, scope_params = statement(scope)
+    lexical_bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
     terms = " ".join(query_terms(query)) if hybrid else ""
     params = [
         owner.space_id,
         owner.user_id,
         np.asarray(embedding, dtype=np.float32),
-        *dense_params,
+        *scope_params,
         limit,
         config(),
         terms,
-        *lexical_params,
+        *scope_params,
         lexical_bound,
         lexical_bound,
         limit if terms else 0,

@@ -81,7 +81,7 @@ def query_memories(
     scope = Scope.of(sectors, retrieval.kinds)
     if hybrid_sql.applies(owner):  # most users: both searches and the rows in one statement
         matches, lexical_ids, memories = hybrid_sql.candidates(
-            embedding, query, owner, scope, candidates, settings.MEMORY_LEXICAL_MAX_DOCUMENTS, retrieval.hybrid
+            embedding, query, owner, scope, candidates, retrieval.hybrid
         )
     else:
         matches = get_search_backend().search(embedding, owner, scope, candidates)

@@ -83,11 +83,11 @@ def expand_via_links(hits: list[ScoredMemory], max_total: int, scope: Scope = EV
         return hits[:max_total]
     by_id = {item.memory.pk: item for item in hits}
     owner_of = {item.memory.pk: item.memory.owner for item in hits}
-    owners = set(owner_of.values())
+    same_owners = Q(
+        *[Q(space_id=owner.space_id, user_id=owner.user_id) for owner in set(owner_of.values())], _connector=Q.OR
+    )
     links = (
-        MemoryLink.objects.filter(
-            Q(*[Q(space_id=owner.space_id, user_id=owner.user_id) for owner in owners], _connector=Q.OR)
-        )
+        MemoryLink.objects.filter(same_owners)
         .filter(Q(from_memory_id__in=by_id) | Q(to_memory_id__in=by_id))
         .values_list("from_memory_id", "to_memory_id", "weight")
     )
@@ -103,7 +103,6 @@ def expand_via_links(hits: list[ScoredMemory], max_total: int, scope: Scope = EV
                 candidates[neighbour_id] = (parent_id, score, weight)
     if not candidates:
         return list(hits)
-    same_owners = Q(*[Q(space_id=owner.space_id, user_id=owner.user_id) for owner in owners], _connector=Q.OR)
     neighbours = Memory.objects.current().filter(same_owners).only(*RESULT_FIELDS).in_bulk(list(candidates))
     expanded = [
         ScoredMemory(

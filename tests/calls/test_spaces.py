@@ -356,6 +356,9 @@ def test_staff_of_one_space_cannot_write_into_another_through_the_admin(client, 
     form.update({"last_seen_at_0": "2026-11-26", "last_seen_at_1": "10:00:00"})
     response = client.post("/admin/calls/calleridentity/add/", form)
     assert response.status_code == 200 and not CallerIdentity.objects.exists()  # the form refused the space
+    memory = {"space": str(DEFAULT_SPACE_ID), "user_id": "victim", "text": "Planted", "kind": "note", "salience": "0.5"}
+    memory.update({"sector": "", "occurred_at_0": "2026-11-26", "occurred_at_1": "10:00:00", "metadata": "{}"})
+    assert client.post("/admin/memories/memory/add/", memory).status_code == 200 and not Memory.objects.exists()
     assert ">Default<" not in response.content.decode()
     # Agents move calls between spaces, links name memories: both are for staff who see every space.
     assert client.get("/admin/calls/agent/add/").status_code == 403
@@ -394,10 +397,10 @@ def test_a_custom_llm_turn_whose_space_cannot_be_looked_up_is_a_503(monkeypatch)
 
     from calls import custom_llm
 
-    def database_down(request, agent_id):
+    def database_down(request, policy, agent_id):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(custom_llm, "admit_in_thread", database_down)
+    monkeypatch.setattr(custom_llm, "admit", database_down)
     request = RequestFactory().post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer msk_some_space_secret")
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     outcome = asyncio.run(custom_llm.complete(request, json.dumps(body).encode()))

@@ -68,7 +68,7 @@ def test_one_statement_finds_what_the_three_statements_find(alice, settings, sco
     assert hybrid_sql.applies(owner)
     for query in QUERIES:
         embedding = near(base, 0.7, rng)
-        dense, lexical, rows = hybrid_sql.candidates(embedding, query, owner, scope, 6, bound, hybrid=True)
+        dense, lexical, rows = hybrid_sql.candidates(embedding, query, owner, scope, 6, hybrid=True)
         expected_dense = get_search_backend().search(embedding, owner, scope, 6)
         assert [match.memory_id for match in dense] == [match.memory_id for match in expected_dense]
         for mine, theirs in zip(dense, expected_dense, strict=True):
@@ -101,10 +101,10 @@ def test_other_users_and_spaces_are_never_candidates(alice):
     other = Space.objects.create(slug="other", name="Other")
     other_space = Owner(other.pk, "alice")
     make_memory("alice", "Dog thunder invoice Caroline email", space_id=other.pk)
-    _, lexical, rows = hybrid_sql.candidates(near(base, 0.9, rng), "dog thunder", owner, EVERYTHING, 50, 500, True)
+    _, lexical, rows = hybrid_sql.candidates(near(base, 0.9, rng), "dog thunder", owner, EVERYTHING, 50, True)
     assert {memory.owner for memory in rows.values()} == {owner}
     assert set(lexical) <= set(rows) and not Memory.objects.filter(pk__in=rows, user_id="bob").exists()
-    _, _, theirs = hybrid_sql.candidates(near(base, 0.9, rng), "dog", other_space, EVERYTHING, 50, 500, True)
+    _, _, theirs = hybrid_sql.candidates(near(base, 0.9, rng), "dog", other_space, EVERYTHING, 50, True)
     assert [memory.text for memory in theirs.values()] == ["Dog thunder invoice Caroline email"]
 
 
