@@ -6,15 +6,26 @@
 
 A fake upstream LLM (testkit.fake_openai) streams 8 chunks at a fixed pace (50 ms apart). The same client asks,
 side by side in one run, (a) the upstream directly and (b) our `/v1/chat/completions` on the ASGI server as
-production runs it (gunicorn + 1 uvicorn worker), with a caller who has 50 memories, so every turn looks up and
-adds memories before forwarding. Time to first token = request sent → first `data:` event with content. Rows at
-1 and 32 concurrent streams; then 200 streams held open at once (each 8 x 250 ms), counting errors. Targets
-(issue 15): added p95 ≤ 25 ms at 1 client and ≤ 50 ms at 32; 200 open streams without errors.
+production runs it (gunicorn.conf.py's default of 2 uvicorn workers, as compose's `llm` service), with a caller
+who has 50 memories, so every turn looks up and adds memories before forwarding. Time to first token = request
+sent → first `data:` event with content.
+
+Rows:
+- 1 stream: one conversation, its turns back to back.
+- 32 concurrent streams: 32 conversations, each reading every answer to its end and asking again at once (no
+  time for the caller to speak: harsher than a call). Conversations do not all start in the same millisecond:
+  each starts at a random moment within one answer's length (seeded), as independent calls do; the direct rows
+  get the same start times.
+- 32 clients hanging up at the first token and asking again at once: not a call pattern but a saturation
+  test (by Little's law its latency is 32 / throughput); it shows the turns per second one machine serves.
+Then 200 streams held open at once (each 8 x 250 ms), counting errors. Targets (issue 15): added p95 ≤ 25 ms at
+1 client and ≤ 50 ms at 32 concurrent streams; 200 open streams without errors.
 """
 
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -99,10 +110,32 @@ def first_token_ms(url: str, key: str, question: str, hold: bool = False) -> flo
     return first
 
 
+QUESTIONS = [f"what did I say about my {topic}?" for topic in ("dog", "invoice", "flight", "garden", "piano")]
+
+
 def measure(url: str, key: str, clients: int, requests: int) -> list[float]:
-    questions = [f"what did I say about my {topic}?" for topic in ("dog", "invoice", "flight", "garden", "piano")]
+    """`clients` threads asking back to back, each hanging up at the first token; `requests` in all."""
     with ThreadPoolExecutor(clients) as pool:
-        return list(pool.map(lambda i: first_token_ms(url, key, questions[i % 5]), range(requests)))
+        return list(pool.map(lambda i: first_token_ms(url, key, QUESTIONS[i % 5]), range(requests)))
+
+
+def conversations(url: str, key: str, starts: list[float], turns: int) -> list[float]:
+    """One thread per conversation, started `starts[i]` seconds in; each reads `turns` answers to their end."""
+    times, lock = [], threading.Lock()
+
+    def talk(index: int) -> None:
+        time.sleep(starts[index])
+        for turn in range(turns):
+            took = first_token_ms(url, key, QUESTIONS[(index + turn) % 5], hold=True)
+            with lock:
+                times.append(took)
+
+    threads = [threading.Thread(target=talk, args=(index,)) for index in range(len(starts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return times
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -113,12 +146,14 @@ def percentile(values: list[float], share: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stack", choices=["embedded", "production"], default="embedded")
-    parser.add_argument("--requests", type=int, default=200, help="requests per row")
+    parser.add_argument("--requests", type=int, default=100, help="turns of the 1-stream row")
+    parser.add_argument("--turns", type=int, default=8, help="turns of each of the 32 concurrent conversations")
     parser.add_argument("--open-streams", type=int, default=200)
-    parser.add_argument("--tiny", action="store_true", help="20 requests per row, 20 open streams")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (gunicorn.conf.py's default: 2)")
+    parser.add_argument("--tiny", action="store_true", help="20 turns, 2 per conversation, 20 open streams")
     args = parser.parse_args()
     if args.tiny:
-        args.requests, args.open_streams = 20, 20
+        args.requests, args.turns, args.open_streams = 20, 2, 20
     upstream = FakeOpenAIServer(dimensions=384).start()
     upstream.stream_words = [f" token{index}" for index in range(8)]
     upstream.stream_interval = 0.05
@@ -126,16 +161,25 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="bench-llm-") as data_dir:
             env = environment(args.stack, data_dir, upstream.base_url)
+            env["WEB_WORKERS"] = str(args.workers)
             prepare(env, args.stack)
             with AsgiServer(env) as server:
                 ours = f"{server.url}/v1/chat/completions"
                 direct = f"{upstream.base_url}/chat/completions"
                 measure(ours, KEY, 4, 20)  # warm-up: connections, the plan cache, the memories' pages
+                answer_seconds = len(upstream.stream_words) * upstream.stream_interval
+                seeded = random.Random(15)
                 for clients in (1, 32):
-                    count = args.requests if clients == 1 else max(args.requests, clients * 4)
-                    baseline = measure(direct, "sk-upstream", clients, count)
-                    through = measure(ours, KEY, clients, count)
-                    rows.append((clients, baseline, through))
+                    starts = [0.0] + [seeded.uniform(0, answer_seconds) for _ in range(clients - 1)]
+                    turns = args.requests if clients == 1 else args.turns
+                    baseline = conversations(direct, "sk-upstream", starts, turns)
+                    through = conversations(ours, KEY, starts, turns)
+                    rows.append((f"{clients} concurrent stream{'s' if clients > 1 else ''}", baseline, through))
+                count = 32 * max(args.turns, 4)
+                baseline, started = measure(direct, "sk-upstream", 32, count), time.perf_counter()
+                through = measure(ours, KEY, 32, count)
+                saturation = count / (time.perf_counter() - started)
+                rows.append(("32 clients hanging up at the first token (saturation)", baseline, through))
                 upstream.stream_interval = 0.25  # long-lived streams: each is open about 2 s
                 errors, lock = [], threading.Lock()
 
@@ -156,17 +200,19 @@ def main() -> None:
     finally:
         upstream.stop()
     print(
-        f"\n{args.stack}; gunicorn + 1 uvicorn worker; upstream streams 8 chunks 50 ms apart; caller with 50 memories\n"
+        f"\n{args.stack}; gunicorn + {args.workers} uvicorn workers; upstream streams 8 chunks"
+        " 50 ms apart; caller with 50 memories\n"
     )
-    print("| streams at once | direct p50 / p95 ms | through us p50 / p95 ms | added p50 / p95 ms |")
+    print("| load | direct p50 / p95 ms | through us p50 / p95 ms | added p50 / p95 ms |")
     print("|---|---|---|---|")
-    for clients, baseline, through in rows:
+    for load, baseline, through in rows:
         print(
-            f"| {clients} | {statistics.median(baseline):.1f} / {percentile(baseline, 0.95):.1f} "
+            f"| {load} | {statistics.median(baseline):.1f} / {percentile(baseline, 0.95):.1f} "
             f"| {statistics.median(through):.1f} / {percentile(through, 0.95):.1f} "
             f"| {statistics.median(through) - statistics.median(baseline):.1f} / "
             f"{percentile(through, 0.95) - percentile(baseline, 0.95):.1f} |"
         )
+    print(f"\nsaturation: {saturation:.0f} turns/s through us (32 clients hanging up at the first token)")
     print(
         f"\n{args.open_streams} streams open at once (2 s each): {len(errors)} errors, all done in {held_seconds:.1f} s"
     )
