@@ -117,18 +117,25 @@ def sees_every_space(request) -> bool:
 
 @admin.register(Space)
 class SpaceAdmin(admin.ModelAdmin):
-    """Spaces themselves: superusers manage them; staff see the spaces they belong to."""
+    """Spaces themselves: superusers manage them; staff see the spaces they belong to. Only people who see every
+    space choose a space's staff: the choice lists every staff account, and staff limited to spaces must neither
+    see the others' names nor let anyone into a space."""
 
     list_display = ["name", "slug", "accepts_unregistered_agents", "extraction_model", "payload_retention_days"]
     search_fields = ["name", "slug"]
     filter_horizontal = ["staff"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at"]
 
     def get_queryset(self, request):
         return restrict_to_visible(super().get_queryset(request), request.user, field="pk")
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return super().has_delete_permission(request, obj) and (obj is None or not obj.is_default)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if sees_every_space(request) else [*fields, "staff"]
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         if db_field.name == "staff":

@@ -254,6 +254,20 @@ def test_the_admin_shows_staff_only_their_spaces(client, acme):
     assert acme.secret not in client.get(f"/admin/memories/space/{acme.pk}/change/").content.decode()
 
 
+def test_staff_limited_to_spaces_cannot_see_or_choose_a_spaces_staff(client, acme):
+    outsider = make_staff("elsewhere_operator", password="pw", spaces=(DEFAULT_SPACE_ID,))
+    person = make_staff("acme_manager", password="pw", spaces=(acme.pk,))
+    person.user_permissions.add(*Permission.objects.filter(codename__in=["view_space", "change_space"]))
+    client.force_login(person)
+
+    page = client.get(f"/admin/memories/space/{acme.pk}/change/").content.decode()
+    assert page.count("acme_manager") >= 1 and "elsewhere_operator" not in page
+    form = {"name": acme.name, "slug": acme.slug, "payload_retention_days": "", "extraction_model": ""}
+    response = client.post(f"/admin/memories/space/{acme.pk}/change/", {**form, "staff": [outsider.pk, person.pk]})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert set(acme.staff.values_list("username", flat=True)) == {"acme_manager"}
+
+
 def test_issuing_a_secret_in_the_admin_shows_it_once(admin_client, acme):
     response = admin_client.post(
         "/admin/memories/space/", {"action": "issue_secret", "_selected_action": [acme.pk]}, follow=True
