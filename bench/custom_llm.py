@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/custom_llm.py                # embedded stack (SQLite), 1 and 32 streams, then 200 open
     DATABASE_URL=postgres://… REDIS_URL=redis://…/12 .venv/bin/python bench/custom_llm.py --stack production
-    .venv/bin/python bench/custom_llm.py --tiny         # seconds; what the test suite runs
+    .venv/bin/python bench/custom_llm.py --tiny         # about half a minute; what the test suite runs
 
-A fake upstream LLM (testkit.fake_openai) streams 8 chunks at a fixed pace (50 ms apart). The same client asks,
+A fake upstream LLM (testkit.fake_openai) streams 8 words at a fixed pace (a chunk every 50 ms, with the role
+and finish chunks about 0.5 s an answer). The same client asks,
 side by side in one run, (a) the upstream directly and (b) our `/v1/chat/completions` on the ASGI server as
 production runs it (gunicorn.conf.py's default of 2 uvicorn workers, as compose's `llm` service), with a caller
 who has 50 memories, so every turn looks up and adds memories before forwarding. Time to first token = request
@@ -12,10 +13,11 @@ sent → first `data:` event with content.
 
 Rows:
 - 1 stream: one conversation, its turns back to back.
-- 32 concurrent streams: 32 conversations, each reading every answer to its end and asking again at once (no
-  time for the caller to speak: harsher than a call). Conversations do not all start in the same millisecond:
-  each starts at a random moment within one answer's length (seeded), as independent calls do; the direct rows
-  get the same start times.
+- 32 concurrent streams: 32 conversations, each reading every answer to its end and asking again after a pause
+  drawn at random up to half an answer's length (a caller who speaks for a quarter of a second on average:
+  far harsher than a call). Conversations do not all start in the same millisecond: each starts at a random
+  moment within one answer's length, as independent calls do. Starts and pauses are seeded; the direct rows
+  get the same ones. A failed turn is counted and reported; a row with any is not a result.
 - 32 clients hanging up at the first token and asking again at once: not a call pattern but a saturation
   test (by Little's law its latency is 32 / throughput); it shows the turns per second one machine serves.
 Then 200 streams held open at once (each 8 x 250 ms), counting errors. Targets (issue 15): added p95 ≤ 25 ms at
@@ -119,23 +121,40 @@ def measure(url: str, key: str, clients: int, requests: int) -> list[float]:
         return list(pool.map(lambda i: first_token_ms(url, key, QUESTIONS[i % 5]), range(requests)))
 
 
-def conversations(url: str, key: str, starts: list[float], turns: int) -> list[float]:
-    """One thread per conversation, started `starts[i]` seconds in; each reads `turns` answers to their end."""
-    times, lock = [], threading.Lock()
+def schedules(conversations: int, turns: int, answer_seconds: float, seed: int) -> list[list[float]]:
+    """For each conversation, the seconds to wait before each of its turns: the first a random start within one
+    answer's length (the first conversation starts at once), then a random pause up to half an answer."""
+    seeded = random.Random(seed)
+    return [
+        [0.0 if index == 0 else seeded.uniform(0, answer_seconds)]
+        + [seeded.uniform(0, answer_seconds / 2) for _ in range(turns - 1)]
+        for index in range(conversations)
+    ]
+
+
+def conversations(url: str, key: str, plan: list[list[float]]) -> tuple[list[float], list[str]]:
+    """One thread per conversation, waiting as `plan` says before each turn and reading every answer to its end;
+    (times to first token, errors)."""
+    times, errors, lock = [], [], threading.Lock()
 
     def talk(index: int) -> None:
-        time.sleep(starts[index])
-        for turn in range(turns):
-            took = first_token_ms(url, key, QUESTIONS[(index + turn) % 5], hold=True)
+        for turn, wait in enumerate(plan[index]):
+            time.sleep(wait)
+            try:
+                took = first_token_ms(url, key, QUESTIONS[(index + turn) % 5], hold=True)
+            except Exception as error:  # counted, reported: a failed turn must not vanish from the figures
+                with lock:
+                    errors.append(repr(error))
+                continue
             with lock:
                 times.append(took)
 
-    threads = [threading.Thread(target=talk, args=(index,)) for index in range(len(starts))]
+    threads = [threading.Thread(target=talk, args=(index,)) for index in range(len(plan))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return times
+    return times, errors
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -149,6 +168,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="turns of the 1-stream row")
     parser.add_argument("--turns", type=int, default=8, help="turns of each of the 32 concurrent conversations")
     parser.add_argument("--open-streams", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=15, help="the conversations' starts and pauses")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers (gunicorn.conf.py's default: 2)")
     parser.add_argument("--tiny", action="store_true", help="20 turns, 2 per conversation, 20 open streams")
     args = parser.parse_args()
@@ -167,19 +187,24 @@ def main() -> None:
                 ours = f"{server.url}/v1/chat/completions"
                 direct = f"{upstream.base_url}/chat/completions"
                 measure(ours, KEY, 4, 20)  # warm-up: connections, the plan cache, the memories' pages
-                answer_seconds = len(upstream.stream_words) * upstream.stream_interval
-                seeded = random.Random(15)
+                # role chunk, the words, the finish chunk: a pause of `stream_interval` after each
+                answer_seconds = (len(upstream.stream_words) + 2) * upstream.stream_interval
+                errors_seen: list[str] = []
                 for clients in (1, 32):
-                    starts = [0.0] + [seeded.uniform(0, answer_seconds) for _ in range(clients - 1)]
                     turns = args.requests if clients == 1 else args.turns
-                    baseline = conversations(direct, "sk-upstream", starts, turns)
-                    through = conversations(ours, KEY, starts, turns)
-                    rows.append((f"{clients} concurrent stream{'s' if clients > 1 else ''}", baseline, through))
+                    plan = schedules(clients, turns, answer_seconds, args.seed)
+                    if clients == 1:
+                        plan = [[0.0] * turns]  # one conversation: its turns back to back
+                    baseline, direct_errors = conversations(direct, "sk-upstream", plan)
+                    through, our_errors = conversations(ours, KEY, plan)
+                    label = f"{clients} concurrent stream{'s' if clients > 1 else ''}"
+                    rows.append((label, baseline, through, len(direct_errors) + len(our_errors)))
+                    errors_seen += direct_errors + our_errors
                 count = 32 * max(args.turns, 4)
                 baseline, started = measure(direct, "sk-upstream", 32, count), time.perf_counter()
                 through = measure(ours, KEY, 32, count)
                 saturation = count / (time.perf_counter() - started)
-                rows.append(("32 clients hanging up at the first token (saturation)", baseline, through))
+                rows.append(("32 clients hanging up at the first token", baseline, through, 0))
                 upstream.stream_interval = 0.25  # long-lived streams: each is open about 2 s
                 errors, lock = [], threading.Lock()
 
@@ -199,19 +224,21 @@ def main() -> None:
                 held_seconds = time.perf_counter() - started
     finally:
         upstream.stop()
-    print(
-        f"\n{args.stack}; gunicorn + {args.workers} uvicorn workers; upstream streams 8 chunks"
-        " 50 ms apart; caller with 50 memories\n"
-    )
-    print("| load | direct p50 / p95 ms | through us p50 / p95 ms | added p50 / p95 ms |")
-    print("|---|---|---|---|")
-    for load, baseline, through in rows:
+    workers = f"{args.workers} uvicorn worker{'s' if args.workers != 1 else ''}"
+    print(f"\n{args.stack}; gunicorn + {workers}; upstream streams 8 words 50 ms apart; caller with 50 memories\n")
+    print("| load | direct p50 / p95 ms | through us p50 / p95 ms | added p50 / p95 ms | failed turns |")
+    print("|---|---|---|---|---|")
+    for load, baseline, through, failed in rows:
         print(
             f"| {load} | {statistics.median(baseline):.1f} / {percentile(baseline, 0.95):.1f} "
             f"| {statistics.median(through):.1f} / {percentile(through, 0.95):.1f} "
             f"| {statistics.median(through) - statistics.median(baseline):.1f} / "
-            f"{percentile(through, 0.95) - percentile(baseline, 0.95):.1f} |"
+            f"{percentile(through, 0.95) - percentile(baseline, 0.95):.1f} | {failed} |"
         )
+    if any(failed for *_, failed in rows):
+        print("\nNOT A RESULT: turns failed (a row's times leave them out):")
+        for error in errors_seen[:5]:
+            print("  ", error)
     print(f"\nsaturation: {saturation:.0f} turns/s through us (32 clients hanging up at the first token)")
     print(
         f"\n{args.open_streams} streams open at once (2 s each): {len(errors)} errors, all done in {held_seconds:.1f} s"

@@ -15,7 +15,7 @@ import time
 from django.conf import settings
 from django.http.request import HttpHeaders
 
-from calls.custom_llm import CHAT, RESPONSES, STREAM_HEADERS, complete, failure
+from calls.custom_llm import CHAT, LONG_LIVED_LOOP, RESPONSES, STREAM_HEADERS, complete, failure
 from core.request_context import REQUEST_ID
 from core.requests import observe, sane_request_id
 
@@ -51,7 +51,7 @@ async def custom_llm_turn(scope, receive, send) -> None:
     started = time.perf_counter()
     request = ScopeRequest(scope)
     request_id = sane_request_id(request.headers.get("X-Request-ID", ""))
-    token = REQUEST_ID.set(request_id)
+    token, loop_token = REQUEST_ID.set(request_id), LONG_LIVED_LOOP.set(True)
     try:
         if scope["method"] != "POST":
             outcome = failure(405, "Use POST.")
@@ -66,6 +66,7 @@ async def custom_llm_turn(scope, receive, send) -> None:
             await stream(send, receive, outcome.stream, {**STREAM_HEADERS, **headers})
         observe(scope["path"], scope["method"], scope["path"], outcome.status, started, settings.REQUEST_METRICS)
     finally:
+        LONG_LIVED_LOOP.reset(loop_token)
         REQUEST_ID.reset(token)
 
 

@@ -23,12 +23,13 @@ import json
 import logging
 import weakref
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import openai
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -74,6 +75,13 @@ async def admission(request: HttpRequest, body: object) -> Admission:
     return await in_worker_thread(admit)(request, LLM_SECRET, agent_id)
 
 
+# True while a turn is served by the ASGI server's event loop (calls.asgi), whose worker threads live as long as
+# the process, so their database connections are kept for the next turns (DATABASE_CONN_MAX_AGE). Through
+# Django's handler under WSGI or runserver each request gets a fresh event loop whose threads end with it: a
+# connection kept there would stay open until garbage collection, so it is closed instead.
+LONG_LIVED_LOOP: ContextVar[bool] = ContextVar("custom_llm_long_lived_loop", default=False)
+
+
 def in_worker_thread(function):
     """`function` as a coroutine run in a worker thread, with that thread's database connection checked before
     and after, like a request's (an async view must not touch the ORM itself)."""
@@ -83,7 +91,10 @@ def in_worker_thread(function):
         try:
             return function(*args)
         finally:
-            close_old_connections()
+            if LONG_LIVED_LOOP.get():
+                close_old_connections()
+            else:
+                connections.close_all()
 
     return sync_to_async(run, thread_sensitive=False)
 

@@ -287,3 +287,33 @@ def test_the_responses_api_wire_format_and_errors(asgi, upstream, alice):
         assert status == 400 and words in json.loads(raw)["error"]["message"]
     status, raw = post({"model": "gpt-4o-mini", "input": "hi"}, key="wrong")
     assert status == 401 and json.loads(raw)["error"]["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("long_lived", [False, True])
+def test_a_lookups_connection_is_kept_only_by_a_long_lived_event_loop(long_lived, monkeypatch):
+    """Under the ASGI server the lookup threads live as long as the process and keep their connection for the next
+    turns; through Django's handler (WSGI, runserver) each request's event loop and its threads end with it, so the
+    connection is closed rather than left open until garbage collection."""
+    import asyncio
+
+    from django.db import connections
+
+    from calls.custom_llm import LONG_LIVED_LOOP, in_worker_thread
+
+    monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 60)  # whatever the environment says
+
+    def lookup():
+        own = connections["default"]  # the worker thread's own connection, not a proxy to the caller's
+        own.ensure_connection()
+        return own
+
+    async def turn():
+        LONG_LIVED_LOOP.set(long_lived)
+        return await in_worker_thread(lookup)()
+
+    used = asyncio.run(turn())
+    try:
+        assert (used.connection is not None) is long_lived
+    finally:
+        used.inc_thread_sharing()  # its thread is gone; close what it kept from here
+        used.close()
