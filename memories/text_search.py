@@ -209,7 +209,7 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
     sql = f"""
         WITH lexemes AS (
             SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS lexeme
-        ), frequency AS (
+        ), frequency AS MATERIALIZED (  -- counted once: inlined, the two bounds below would count twice
             SELECT lexeme, (
                 SELECT COUNT(*) FROM (
                     SELECT 1 FROM {TABLE} AS counted
