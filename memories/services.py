@@ -25,6 +25,7 @@ from memories.owners import Owner, OwnerError
 from memories.reinforcement import reinforce
 from memories.search_backends import get_search_backend
 from memories.sectors import Sector, SectorError, guess_sectors, parse_sectors
+from memories.text_search import forget_statistics
 
 logger = logging.getLogger(__name__)
 
@@ -429,6 +430,7 @@ def forget_user(owner: Owner) -> dict[str, int]:
         counts["memories"] = Memory.objects.filter(pk__in=memory_ids).delete()[1].get(Memory._meta.label, 0)
         redact_log_entries(Memory, memory_ids)
         redact_log_entries(MemoryLink, link_ids)
+    forget_statistics(owner)  # this process's remembered counts of their words
     try:
         counts["cached_embeddings"] = forget_cached_texts(texts)
     except Exception as error:  # any cache failure: the user is forgotten all the same

@@ -9,7 +9,7 @@ that writes memories (services, admin, bulk loads, migrations) updates it:
   Scores are BM25 computed in SQL: document frequencies counted per query word through the index (a word in more than
   MEMORY_LEXICAL_MAX_DOCUMENTS of the user's memories is too common to match: this bounds the work for users of
   tens of thousands of memories), the user's memory count and mean length remembered per process for
-  MEMORY_PLAN_CACHE_SECONDS.
+  MEMORY_PLAN_CACHE_SECONDS, and so are the counts of a user's common words (see `remembered_frequencies`).
 - SQLite: an FTS5 table over the memories' text (external content, porter stemming for English) kept by
   triggers; scored by FTS5's own bm25() (statistics over every user's memories).
 
@@ -197,6 +197,47 @@ def corpus_statistics(owner: Owner) -> CorpusStatistics:
     return statistics
 
 
+# A word's document count is remembered only from this many memories up: counting fewer is cheap, and a rare word's
+# count must see a memory stored a moment ago (the remember tool's fact, found by the next query of the call).
+REMEMBER_FREQUENCIES_FROM = 64
+MAX_REMEMBERED_WORDS = 1_000  # per user; past it the user's are forgotten and counted afresh
+
+_frequencies: dict[tuple[Owner, str, int], dict[str, tuple[int, float]]] = {}
+
+
+def remembered_frequencies(owner: Owner, bound: int) -> dict[str, int]:
+    """The document counts of `owner`'s common words (lexemes) counted in the last MEMORY_PLAN_CACHE_SECONDS, each
+    capped at `bound` + 1 as counted. Counting them is most of a heavy user's lexical match (up to `bound` + 1 rows
+    read per word); like the corpus statistics, they drift slowly: a count of 64 or more moves BM25's weight by
+    little while it is remembered, and a word counted as too common stays left out a little longer."""
+    now = time.monotonic()
+    remembered = _frequencies.get((owner, config(), bound), {})
+    return {lexeme: documents for lexeme, (documents, expires) in remembered.items() if expires > now}
+
+
+def remember_frequencies(owner: Owner, bound: int, counted: dict[str, int]) -> None:
+    key = (owner, config(), bound)
+    if len(_frequencies) >= 10_000 and key not in _frequencies:
+        _frequencies.clear()
+    remembered = _frequencies.setdefault(key, {})
+    if len(remembered) + len(counted) > MAX_REMEMBERED_WORDS:
+        remembered.clear()
+    expires = time.monotonic() + settings.MEMORY_PLAN_CACHE_SECONDS
+    remembered.update((lexeme, (documents, expires)) for lexeme, documents in counted.items())
+
+
+def forget_statistics(owner: Owner | None = None) -> None:
+    """Drop what this process remembers of one user's words and corpus (a forgotten user), or of everyone's.
+    Other processes let theirs expire within MEMORY_PLAN_CACHE_SECONDS."""
+    if owner is None:
+        _corpus.clear()
+        _frequencies.clear()
+        return
+    _corpus.pop(owner, None)
+    for key in [key for key in _frequencies if key[0] == owner]:
+        del _frequencies[key]
+
+
 def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> list[LexicalMatch]:
     """BM25 in one statement, with bounded work however big the user: the query's lexemes (normalised by the
     configuration, as the column's); each one's document frequency among the user's memories, counted through the
@@ -209,16 +250,18 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
     sql = f"""
         WITH lexemes AS (
             SELECT DISTINCT lexeme FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) AS lexeme
+        ), known AS (
+            SELECT * FROM unnest(%s::text[], %s::bigint[]) AS known (lexeme, documents)
         ), frequency AS MATERIALIZED (  -- counted once: inlined, the two bounds below would count twice
-            SELECT lexeme, (
+            SELECT lexemes.lexeme, known.documents IS NULL AS counted, COALESCE(known.documents, (
                 SELECT COUNT(*) FROM (
                     SELECT 1 FROM {TABLE} AS counted
                     WHERE counted.space_id = %s AND counted.user_id = %s AND counted.superseded_by_id IS NULL
-                      AND counted.search_vector @@ to_tsquery('simple', quote_literal(lexeme))
+                      AND counted.search_vector @@ to_tsquery('simple', quote_literal(lexemes.lexeme))
                     LIMIT %s
                 ) AS bounded
-            ) AS documents
-            FROM lexemes
+            )) AS documents
+            FROM lexemes LEFT JOIN known USING (lexeme)
         ), kept AS (
             SELECT lexeme, documents FROM frequency WHERE documents BETWEEN 1 AND %s
         ), query AS (
@@ -235,17 +278,22 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
             FROM matched, query, unnest(matched.search_vector) AS entry
             WHERE entry.lexeme = ANY(query.words)
         )
-        SELECT postings.id, SUM(
+        (SELECT postings.id, SUM(
             ln(1 + (%s - kept.documents + 0.5) / (kept.documents + 0.5)) * postings.tf * ({BM25_K1} + 1)
             / (postings.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * postings.length / %s))
-        ) AS score
+        ) AS score, NULL AS lexeme, NULL::bigint AS documents
         FROM postings JOIN kept USING (lexeme)
-        GROUP BY postings.id ORDER BY score DESC, postings.id LIMIT %s
+        GROUP BY postings.id ORDER BY score DESC, postings.id LIMIT %s)
+        UNION ALL  -- and the counts worth remembering
+        SELECT NULL, NULL, lexeme, documents FROM frequency WHERE counted AND documents >= %s
     """
     bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
+    known = remembered_frequencies(owner, bound)
     params = [
         config(),
         " ".join(terms),
+        list(known),
+        list(known.values()),
         owner.space_id,
         owner.user_id,
         bound + 1,
@@ -256,7 +304,13 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
         max(corpus.memories, bound),
         corpus.mean_length,
         limit,
+        REMEMBER_FREQUENCIES_FROM,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [LexicalMatch(memory_id=row[0], score=float(row[1])) for row in cursor.fetchall()]
+        rows = cursor.fetchall()
+    counted = {lexeme: documents for memory_id, _, lexeme, documents in rows if memory_id is None}
+    if counted:
+        remember_frequencies(owner, bound, counted)
+    matches = [LexicalMatch(memory_id=row[0], score=float(row[1])) for row in rows if row[0] is not None]
+    return sorted(matches, key=lambda match: (-match.score, match.memory_id))

@@ -73,6 +73,17 @@ def fresh_space_lookups():
     forget_lookups()
 
 
+@pytest.fixture(autouse=True)
+def fresh_lexical_statistics():
+    """A user's corpus statistics and word counts are remembered per process (memories.text_search): not across
+    tests, whose users share names."""
+    from memories.text_search import forget_statistics
+
+    forget_statistics()
+    yield
+    forget_statistics()
+
+
 def reset_embedding_singletons() -> None:
     from embeddings.cache import get_embedding_cache
     from embeddings.providers import get_provider

@@ -111,3 +111,36 @@ def test_words_too_common_for_a_user_are_left_out_of_the_match_which_stays_bound
     settings.MEMORY_LEXICAL_MAX_DOCUMENTS = 5
     found = ids(lexical_search("coffee zebra", default_owner("alice"), EVERYTHING, 10))
     assert found[0] == zebra.pk and set(found) == {zebra.pk, *(memory.pk for memory in common)}
+
+
+@pytest.mark.postgres
+def test_a_users_common_words_are_counted_once_and_a_new_memory_is_found_at_once():
+    from memories import text_search
+
+    owner = default_owner("alice")
+    for day in range(text_search.REMEMBER_FREQUENCIES_FROM + 6):
+        make_memory("alice", f"I drink coffee every morning, day {day}")
+    first = ids(lexical_search("coffee please", owner, EVERYTHING, 10))
+    remembered = text_search.remembered_frequencies(owner, 500)
+    assert remembered == {"coffe": text_search.REMEMBER_FREQUENCIES_FROM + 6}  # 'please' is in none: not remembered
+    assert ids(lexical_search("coffee please", owner, EVERYTHING, 10)) == first  # the same answer from the count
+
+    fresh = make_memory("alice", "Please note: I switched to tea, no more coffee")  # a rare word, a moment ago
+    assert ids(lexical_search("coffee please", owner, EVERYTHING, 10))[0] == fresh.pk
+
+    text_search.forget_statistics(owner)
+    assert text_search.remembered_frequencies(owner, 500) == {}
+
+
+@pytest.mark.postgres
+def test_forgetting_a_user_drops_the_counts_of_their_words():
+    from memories import text_search
+    from memories.services import forget_user
+
+    owner = default_owner("alice")
+    for day in range(text_search.REMEMBER_FREQUENCIES_FROM):
+        make_memory("alice", f"My parrot Kiwi said hello on day {day}")
+    lexical_search("parrot", owner, EVERYTHING, 5)
+    assert text_search.remembered_frequencies(owner, 500)
+    forget_user(owner)
+    assert text_search.remembered_frequencies(owner, 500) == {}
