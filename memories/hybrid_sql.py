@@ -12,23 +12,17 @@ Same candidates, same order, same scores as the separate path (tests/memories/te
 the database); measured in docs/benchmarks.md.
 """
 
-import json
-
 import numpy as np
 from django.conf import settings
 from django.db import connection
 
 from memories.models import Memory
 from memories.owners import Owner
-from memories.search import RESULT_FIELDS
+from memories.search import RESULT_ATTNAMES, memory_from_row
 from memories.search_backends import Scope, VectorMatch, get_search_backend
 from memories.search_backends.pgvector import PgVectorSearch, scope_filter, vector_cursor
 from memories.text_search import BM25_B, BM25_K1, config, query_terms
 from memories.vector_plans import TABLE, Plan, plans
-
-# The columns search.RESULT_FIELDS names, in the model's order (what Model.from_db expects).
-RESULT_COLUMNS = tuple(field.attname for field in Memory._meta.concrete_fields if field.name in RESULT_FIELDS)
-EXTRA_SECTORS = RESULT_COLUMNS.index("extra_sectors")
 
 
 def applies(owner: Owner) -> bool:
@@ -43,7 +37,7 @@ def applies(owner: Owner) -> bool:
 def statement(scope: Scope) -> tuple[str, list]:
     """The SQL for `scope`, and the scope's parameters in the order the SQL needs them."""
     scope_sql, scope_params = scope_filter(scope, alias="mine")
-    columns = ", ".join(f"memory.{column}" for column in RESULT_COLUMNS)
+    columns = ", ".join(f"memory.{column}" for column in RESULT_ATTNAMES)
     sql = f"""
         WITH mine AS MATERIALIZED (
             SELECT id, embedding, search_vector, sector, extra_sectors, kind FROM {TABLE}
@@ -107,13 +101,10 @@ def candidates(
     with vector_cursor() as cursor:
         cursor.execute(sql, params, binary=True)
         rows = cursor.fetchall()
-    width = len(RESULT_COLUMNS)
+    width = len(RESULT_ATTNAMES)
     memories, dense, lexical = {}, [], []
     for row in rows:
-        values = list(row[:width])
-        if isinstance(values[EXTRA_SECTORS], str):  # Django has psycopg hand jsonb over as text
-            values[EXTRA_SECTORS] = json.loads(values[EXTRA_SECTORS])
-        memory = Memory.from_db(connection.alias, RESULT_COLUMNS, values)
+        memory = memory_from_row(row[:width])
         memories[memory.pk] = memory
         distance, score = row[width], row[width + 1]
         if distance is not None:

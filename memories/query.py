@@ -25,7 +25,7 @@ from memories.scoring import ScoredMemory, rank, reciprocal_rank_fusion
 from memories.search import expand_via_links, load_results, scored
 from memories.search_backends import Scope, get_search_backend
 from memories.sectors import SectorGuess, guess_sectors
-from memories.text_search import lexical_search
+from memories.text_search import lexical_candidates
 
 
 @dataclass
@@ -85,11 +85,11 @@ def query_memories(
         )
     else:
         matches = get_search_backend().search(embedding, owner, scope, candidates)
-        lexical_ids = (
-            [match.memory_id for match in lexical_search(query, owner, scope, candidates)] if retrieval.hybrid else []
-        )
-        # One fetch of the rows both sides found (a round trip and an ORM compilation fewer on the tool's path).
-        memories = load_results({match.memory_id for match in matches} | set(lexical_ids), owner)
+        dense_ids = {match.memory_id for match in matches}
+        if retrieval.hybrid:  # the lexical side brings the rows of both (a round trip fewer on PostgreSQL)
+            lexical_ids, memories = lexical_candidates(query, owner, scope, candidates, also=dense_ids)
+        else:
+            lexical_ids, memories = [], load_results(dense_ids, owner)
     timings["search"] = _ms_since(started)
 
     started = time.perf_counter()

@@ -1,9 +1,11 @@
 """Reading memories: vector search (always for one user) and one-hop link expansion."""
 
+import json
 from collections.abc import Collection, Sequence
 
 import numpy as np
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 
 from memories.models import Memory, MemoryLink
@@ -27,6 +29,17 @@ RESULT_FIELDS = (
     "access_count",
 )
 RESULT_COLUMNS = ", ".join(Memory._meta.get_field(name).column for name in RESULT_FIELDS)
+# The same columns in the model's order, as Model.from_db expects them from a raw row (memory_from_row).
+RESULT_ATTNAMES = tuple(field.attname for field in Memory._meta.concrete_fields if field.name in RESULT_FIELDS)
+_EXTRA_SECTORS = RESULT_ATTNAMES.index("extra_sectors")
+
+
+def memory_from_row(values: Sequence) -> Memory:
+    """A Memory from a raw row's RESULT_ATTNAMES columns, in that order."""
+    values = list(values)
+    if isinstance(values[_EXTRA_SECTORS], str):  # Django has psycopg hand jsonb over as text
+        values[_EXTRA_SECTORS] = json.loads(values[_EXTRA_SECTORS])
+    return Memory.from_db(connection.alias, RESULT_ATTNAMES, values)
 
 
 def vector_search(

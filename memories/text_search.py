@@ -19,6 +19,7 @@ and nothing a caller types can be a syntax error. A query of stop words only mat
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -26,6 +27,7 @@ from django.db import connection
 
 from memories.models import Memory
 from memories.owners import Owner
+from memories.search import RESULT_ATTNAMES, load_results, memory_from_row
 from memories.search_backends.base import Scope
 from memories.search_backends.pgvector import scope_filter
 
@@ -133,8 +135,22 @@ def lexical_search(text: str, owner: Owner, scope: Scope, limit: int) -> list[Le
     if not terms or limit < 1:
         return []
     if connection.vendor == "postgresql":
-        return _postgres_bm25(terms, owner, scope, limit)
+        return _postgres_bm25(terms, owner, scope, limit)[0]
     return _sqlite_bm25(terms, owner, scope, limit)
+
+
+def lexical_candidates(
+    text: str, owner: Owner, scope: Scope, limit: int, also: Collection[int]
+) -> tuple[list[int], dict[int, Memory]]:
+    """(lexical_search's ids, the rows of those and of the ids in `also`): the query path's lexical side and its
+    fetch of the rows both sides found. On PostgreSQL one statement (a round trip fewer for the users whose dense
+    search is a statement of its own); otherwise the search, then search.load_results."""
+    terms = query_terms(text)
+    if terms and limit >= 1 and connection.vendor == "postgresql":
+        matches, memories = _postgres_bm25(terms, owner, scope, limit, also)
+        return [match.memory_id for match in matches], memories
+    ids = [match.memory_id for match in lexical_search(text, owner, scope, limit)]
+    return ids, load_results({*also, *ids}, owner)
 
 
 def _sqlite_scope(scope: Scope) -> tuple[str, list]:
@@ -238,14 +254,20 @@ def forget_statistics(owner: Owner | None = None) -> None:
         del _frequencies[key]
 
 
-def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> list[LexicalMatch]:
+def _postgres_bm25(
+    terms: list[str], owner: Owner, scope: Scope, limit: int, also: Collection[int] = ()
+) -> tuple[list[LexicalMatch], dict[int, Memory]]:
     """BM25 in one statement, with bounded work however big the user: the query's lexemes (normalised by the
     configuration, as the column's); each one's document frequency among the user's memories, counted through the
     (space_id, user_id, search_vector) GIN index but never past MEMORY_LEXICAL_MAX_DOCUMENTS; the lexemes above that
     bound
     are too common to be worth matching (BM25 gives them little weight anyway, and the dense side still sees
-    them); the user's memories holding any remaining lexeme, term frequencies from their tsvectors."""
+    them); the user's memories holding any remaining lexeme, term frequencies from their tsvectors. With them come
+    the rows (search.RESULT_FIELDS) of the matches and of the ids in `also`, and the word counts worth
+    remembering."""
     corpus = corpus_statistics(owner)
+    columns = ", ".join(f"memory.{column}" for column in RESULT_ATTNAMES)
+    no_columns = ", ".join("NULL" for _ in RESULT_ATTNAMES)
     scope_sql, scope_params = scope_filter(scope, alias="memory")
     sql = f"""
         WITH lexemes AS (
@@ -277,15 +299,20 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
                    length(matched.search_vector) AS length
             FROM matched, query, unnest(matched.search_vector) AS entry
             WHERE entry.lexeme = ANY(query.words)
+        ), ranked AS (
+            SELECT postings.id, SUM(
+                ln(1 + (%s - kept.documents + 0.5) / (kept.documents + 0.5)) * postings.tf * ({BM25_K1} + 1)
+                / (postings.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * postings.length / %s))
+            ) AS score
+            FROM postings JOIN kept USING (lexeme)
+            GROUP BY postings.id ORDER BY score DESC, postings.id LIMIT %s
         )
-        (SELECT postings.id, SUM(
-            ln(1 + (%s - kept.documents + 0.5) / (kept.documents + 0.5)) * postings.tf * ({BM25_K1} + 1)
-            / (postings.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * postings.length / %s))
-        ) AS score, NULL AS lexeme, NULL::bigint AS documents
-        FROM postings JOIN kept USING (lexeme)
-        GROUP BY postings.id ORDER BY score DESC, postings.id LIMIT %s)
+        SELECT {columns}, ranked.score, NULL AS lexeme, NULL::bigint AS documents
+        FROM {TABLE} AS memory LEFT JOIN ranked USING (id)
+        WHERE memory.space_id = %s AND memory.user_id = %s
+          AND memory.id IN (SELECT id FROM ranked UNION ALL SELECT unnest(%s::bigint[]))
         UNION ALL  -- and the counts worth remembering
-        SELECT NULL, NULL, lexeme, documents FROM frequency WHERE counted AND documents >= %s
+        SELECT {no_columns}, NULL, lexeme, documents FROM frequency WHERE counted AND documents >= %s
     """
     bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
     known = remembered_frequencies(owner, bound)
@@ -304,13 +331,25 @@ def _postgres_bm25(terms: list[str], owner: Owner, scope: Scope, limit: int) -> 
         max(corpus.memories, bound),
         corpus.mean_length,
         limit,
+        owner.space_id,
+        owner.user_id,
+        sorted(also),
         REMEMBER_FREQUENCIES_FROM,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    counted = {lexeme: documents for memory_id, _, lexeme, documents in rows if memory_id is None}
+    width = len(RESULT_ATTNAMES)
+    counted, memories, matches = {}, {}, []
+    for row in rows:
+        score, lexeme, documents = row[width:]
+        if lexeme is not None:
+            counted[lexeme] = documents
+            continue
+        memory = memory_from_row(row[:width])
+        memories[memory.pk] = memory
+        if score is not None:
+            matches.append(LexicalMatch(memory_id=memory.pk, score=float(score)))
     if counted:
         remember_frequencies(owner, bound, counted)
-    matches = [LexicalMatch(memory_id=row[0], score=float(row[1])) for row in rows if row[0] is not None]
-    return sorted(matches, key=lambda match: (-match.score, match.memory_id))
+    return sorted(matches, key=lambda match: (-match.score, match.memory_id)), memories

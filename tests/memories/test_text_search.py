@@ -144,3 +144,33 @@ def test_forgetting_a_user_drops_the_counts_of_their_words():
     assert text_search.remembered_frequencies(owner, 500)
     forget_user(owner)
     assert text_search.remembered_frequencies(owner, 500) == {}
+
+
+@pytest.mark.parametrize("query", ["pottery class Tuesday", "the and of", "zebra", "coffee pottery"])
+def test_lexical_candidates_bring_the_same_ids_and_the_rows_of_both_sides(query):
+    """One statement on PostgreSQL: the same ids as lexical_search, and the rows load_results gives for those and
+    for the dense side's ids (another user's id brings nothing)."""
+    from memories.search import load_results
+    from memories.text_search import lexical_candidates
+
+    owner = default_owner("alice")
+    mine = [
+        make_memory("alice", "I signed up for a pottery class on Tuesday"),
+        make_memory("alice", "Coffee with oat milk, no sugar", kind=Memory.Kind.FACT),
+        make_memory("alice", "My pottery teacher is called Zebra"),
+        make_memory("alice", "Lunch at noon"),
+    ]
+    theirs = make_memory("bob", "pottery and coffee and zebra")
+    also = {mine[3].pk, theirs.pk}
+    ids_found, rows = lexical_candidates(query, owner, EVERYTHING, 3, also)
+    expected = ids(lexical_search(query, owner, EVERYTHING, 3))
+    assert ids_found == expected
+    expected_rows = load_results({*also, *expected}, owner)
+    assert sorted(rows) == sorted(expected_rows) and theirs.pk not in rows
+    for memory_id, memory in rows.items():
+        assert (memory.text, memory.kind, memory.extra_sectors, memory.salience) == (
+            expected_rows[memory_id].text,
+            expected_rows[memory_id].kind,
+            expected_rows[memory_id].extra_sectors,
+            expected_rows[memory_id].salience,
+        )
