@@ -18,6 +18,7 @@ and nothing a caller types can be a syntax error. A query of stop words only mat
 """
 
 import re
+import threading
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -216,42 +217,51 @@ def corpus_statistics(owner: Owner) -> CorpusStatistics:
 # A word's document count is remembered only from this many memories up: counting fewer is cheap, and a rare word's
 # count must see a memory stored a moment ago (the remember tool's fact, found by the next query of the call).
 REMEMBER_FREQUENCIES_FROM = 64
-MAX_REMEMBERED_WORDS = 1_000  # per user; past it the user's are forgotten and counted afresh
+MAX_REMEMBERED_WORDS = 50_000  # per process, all users (about 10 MB); past it everything is counted afresh
 
 _frequencies: dict[tuple[Owner, str, int], dict[str, tuple[int, float]]] = {}
+_frequencies_lock = threading.Lock()  # gthread serves several queries of a process at once
 
 
 def remembered_frequencies(owner: Owner, bound: int) -> dict[str, int]:
     """The document counts of `owner`'s common words (lexemes) counted in the last MEMORY_PLAN_CACHE_SECONDS, each
     capped at `bound` + 1 as counted. Counting them is most of a heavy user's lexical match (up to `bound` + 1 rows
-    read per word); like the corpus statistics, they drift slowly: a count of 64 or more moves BM25's weight by
-    little while it is remembered, and a word counted as too common stays left out a little longer."""
+    read per word). Like the corpus statistics they drift slowly while remembered: a count of 64 or more moves
+    BM25's weight of the word by little; a word counted as too common stays left out, and one remembered under
+    the bound stays in, until its count expires."""
     now = time.monotonic()
-    remembered = _frequencies.get((owner, config(), bound), {})
-    return {lexeme: documents for lexeme, (documents, expires) in remembered.items() if expires > now}
+    with _frequencies_lock:
+        remembered = _frequencies.get((owner, config(), bound), {})
+        return {lexeme: documents for lexeme, (documents, expires) in remembered.items() if expires > now}
 
 
 def remember_frequencies(owner: Owner, bound: int, counted: dict[str, int]) -> None:
+    if settings.MEMORY_PLAN_CACHE_SECONDS <= 0:
+        return
+    now = time.monotonic()
+    expires = now + settings.MEMORY_PLAN_CACHE_SECONDS
     key = (owner, config(), bound)
-    if len(_frequencies) >= 10_000 and key not in _frequencies:
-        _frequencies.clear()
-    remembered = _frequencies.setdefault(key, {})
-    if len(remembered) + len(counted) > MAX_REMEMBERED_WORDS:
-        remembered.clear()
-    expires = time.monotonic() + settings.MEMORY_PLAN_CACHE_SECONDS
-    remembered.update((lexeme, (documents, expires)) for lexeme, documents in counted.items())
+    with _frequencies_lock:
+        remembered = {
+            lexeme: entry for lexeme, entry in _frequencies.get(key, {}).items() if entry[1] > now
+        }  # the user's expired counts go as theirs are written
+        remembered.update((lexeme, (documents, expires)) for lexeme, documents in counted.items())
+        if sum(map(len, _frequencies.values())) + len(counted) > MAX_REMEMBERED_WORDS:
+            _frequencies.clear()
+        _frequencies[key] = remembered
 
 
 def forget_statistics(owner: Owner | None = None) -> None:
     """Drop what this process remembers of one user's words and corpus (a forgotten user), or of everyone's.
-    Other processes let theirs expire within MEMORY_PLAN_CACHE_SECONDS."""
-    if owner is None:
-        _corpus.clear()
-        _frequencies.clear()
-        return
-    _corpus.pop(owner, None)
-    for key in [key for key in _frequencies if key[0] == owner]:
-        del _frequencies[key]
+    Other processes stop using theirs when they expire, and drop them when their budget is reached."""
+    with _frequencies_lock:
+        if owner is None:
+            _corpus.clear()
+            _frequencies.clear()
+            return
+        _corpus.pop(owner, None)
+        for key in [key for key in _frequencies if key[0] == owner]:
+            del _frequencies[key]
 
 
 def _postgres_bm25(

@@ -146,7 +146,9 @@ def test_forgetting_a_user_drops_the_counts_of_their_words():
     assert text_search.remembered_frequencies(owner, 500) == {}
 
 
-@pytest.mark.parametrize("query", ["pottery class Tuesday", "the and of", "zebra", "coffee pottery"])
+@pytest.mark.parametrize(
+    "query", ["pottery class Tuesday", "the and of", "zebra", "coffee pottery", "xylophone quokka"]
+)
 def test_lexical_candidates_bring_the_same_ids_and_the_rows_of_both_sides(query):
     """One statement on PostgreSQL: the same ids as lexical_search, and the rows load_results gives for those and
     for the dense side's ids (another user's id brings nothing)."""
@@ -161,7 +163,8 @@ def test_lexical_candidates_bring_the_same_ids_and_the_rows_of_both_sides(query)
         make_memory("alice", "Lunch at noon"),
     ]
     theirs = make_memory("bob", "pottery and coffee and zebra")
-    also = {mine[3].pk, theirs.pk}
+    old = make_memory("alice", "I used to do pottery on Mondays", superseded_by=mine[0])  # rows as load_results'
+    also = {mine[3].pk, theirs.pk, old.pk}
     ids_found, rows = lexical_candidates(query, owner, EVERYTHING, 3, also)
     expected = ids(lexical_search(query, owner, EVERYTHING, 3))
     assert ids_found == expected
@@ -174,3 +177,40 @@ def test_lexical_candidates_bring_the_same_ids_and_the_rows_of_both_sides(query)
             expected_rows[memory_id].extra_sectors,
             expected_rows[memory_id].salience,
         )
+
+
+def test_remembered_counts_survive_threads_reading_writing_and_forgetting_at_once():
+    """gthread serves several queries of a process at once: reading a user's counts while another thread writes or
+    forgets them must not fail ('dictionary changed size during iteration' without the lock)."""
+    import threading
+    import time
+
+    from memories import text_search
+
+    owners = [default_owner(f"user-{index}") for index in range(4)]
+    failures, stop = [], threading.Event()
+
+    def hammer(kind: int) -> None:
+        counter = 0
+        while not stop.is_set():
+            counter += 1
+            owner = owners[counter % len(owners)]
+            try:
+                if kind == 0:
+                    text_search.remember_frequencies(owner, 500, {f"word{counter % 3000}": 100, f"w{counter}": 70})
+                elif kind == 1:
+                    text_search.remembered_frequencies(owner, 500)
+                else:
+                    text_search.forget_statistics(owner if counter % 50 else None)
+            except Exception as error:  # recorded: the assertion below names it
+                failures.append(repr(error))
+                return
+
+    threads = [threading.Thread(target=hammer, args=(kind,)) for kind in (0, 0, 1, 1, 2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
