@@ -122,7 +122,6 @@ else:
             "NAME": DATA_DIR / "db.sqlite3",
             # Reused like PostgreSQL's: opening one (and its PRAGMAs) for every Custom LLM turn cost a tenth of it.
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-            "CONN_HEALTH_CHECKS": True,
         }
     }
 
