@@ -192,9 +192,8 @@ def main() -> None:
                 errors_seen: list[str] = []
                 for clients in (1, 32):
                     turns = args.requests if clients == 1 else args.turns
-                    plan = schedules(clients, turns, answer_seconds, args.seed)
-                    if clients == 1:
-                        plan = [[0.0] * turns]  # one conversation: its turns back to back
+                    # one conversation: its turns back to back
+                    plan = [[0.0] * turns] if clients == 1 else schedules(clients, turns, answer_seconds, args.seed)
                     baseline, direct_errors = conversations(direct, "sk-upstream", plan)
                     through, our_errors = conversations(ours, KEY, plan)
                     label = f"{clients} concurrent stream{'s' if clients > 1 else ''}"

@@ -261,12 +261,19 @@ MEMORY_USER_LINE = re.compile(r"memory_user_id\s*[:=]\s*([A-Za-z0-9_.:+-]{1,128}
 MEMORY_AGENT_LINE = re.compile(r"memory_agent_id\s*[:=]\s*([A-Za-z0-9_.:+-]{1,128})")
 
 
-def chat_request_problem(body: object) -> str:
-    """Why an OpenAI chat completion request is unusable, in one sentence; empty when it is fine."""
+def _openai_request_problem(body: object) -> str:
+    """What both OpenAI request shapes (chat completions, Responses) need first: an object naming a model."""
     if not isinstance(body, dict):
         return "The body must be a JSON object."
     if not isinstance(body.get("model"), str) or not body["model"].strip():
         return "model: a model name (string) is required."
+    return ""
+
+
+def chat_request_problem(body: object) -> str:
+    """Why an OpenAI chat completion request is unusable, in one sentence; empty when it is fine."""
+    if problem := _openai_request_problem(body):
+        return problem
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: a non-empty list of messages is required."
@@ -317,10 +324,8 @@ def _system_line(body: dict, line: re.Pattern) -> str:
 
 def responses_request_problem(body: object) -> str:
     """Why an OpenAI Responses API request (`/v1/responses`) is unusable, in one sentence; empty when fine."""
-    if not isinstance(body, dict):
-        return "The body must be a JSON object."
-    if not isinstance(body.get("model"), str) or not body["model"].strip():
-        return "model: a model name (string) is required."
+    if problem := _openai_request_problem(body):
+        return problem
     given = body.get("input")
     if not (isinstance(given, str) and given.strip()) and not (isinstance(given, list) and given):
         return "input: a non-empty string or list of input items is required."

@@ -18,7 +18,7 @@ from django.db import connection
 
 from memories.models import Memory
 from memories.owners import Owner
-from memories.search import RESULT_ATTNAMES, memory_from_row
+from memories.search import RESULT_ATTNAMES, memory_from_row, result_columns
 from memories.search_backends import Scope, VectorMatch, get_search_backend
 from memories.search_backends.pgvector import PgVectorSearch, scope_filter, vector_cursor
 from memories.text_search import BM25_B, BM25_K1, config, query_terms
@@ -37,7 +37,7 @@ def applies(owner: Owner) -> bool:
 def statement(scope: Scope) -> tuple[str, list]:
     """The SQL for `scope`, and the scope's parameters in the order the SQL needs them."""
     scope_sql, scope_params = scope_filter(scope, alias="mine")
-    columns = ", ".join(f"memory.{column}" for column in RESULT_ATTNAMES)
+    columns = result_columns("memory")
     sql = f"""
         WITH mine AS MATERIALIZED (
             SELECT id, embedding, search_vector, sector, extra_sectors, kind FROM {TABLE}

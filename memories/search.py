@@ -34,6 +34,11 @@ RESULT_ATTNAMES = tuple(field.attname for field in Memory._meta.concrete_fields 
 _EXTRA_SECTORS = RESULT_ATTNAMES.index("extra_sectors")
 
 
+def result_columns(alias: str) -> str:
+    """The SELECT list of RESULT_ATTNAMES on table alias `alias`, in the order memory_from_row reads them."""
+    return ", ".join(f"{alias}.{column}" for column in RESULT_ATTNAMES)
+
+
 def memory_from_row(values: Sequence) -> Memory:
     """A Memory from a raw row's RESULT_ATTNAMES columns, in that order."""
     values = list(values)

@@ -28,7 +28,7 @@ from django.db import connection
 
 from memories.models import Memory
 from memories.owners import Owner
-from memories.search import RESULT_ATTNAMES, load_results, memory_from_row
+from memories.search import RESULT_ATTNAMES, load_results, memory_from_row, result_columns
 from memories.search_backends.base import Scope
 from memories.search_backends.pgvector import scope_filter
 
@@ -147,10 +147,12 @@ def lexical_candidates(
     fetch of the rows both sides found. On PostgreSQL one statement (a round trip fewer for the users whose dense
     search is a statement of its own); otherwise the search, then search.load_results."""
     terms = query_terms(text)
-    if terms and limit >= 1 and connection.vendor == "postgresql":
+    if not terms or limit < 1:
+        return [], load_results(set(also), owner)
+    if connection.vendor == "postgresql":
         matches, memories = _postgres_bm25(terms, owner, scope, limit, also)
         return [match.memory_id for match in matches], memories
-    ids = [match.memory_id for match in lexical_search(text, owner, scope, limit)]
+    ids = [match.memory_id for match in _sqlite_bm25(terms, owner, scope, limit)]
     return ids, load_results({*also, *ids}, owner)
 
 
@@ -276,7 +278,7 @@ def _postgres_bm25(
     the rows (search.RESULT_FIELDS) of the matches and of the ids in `also`, and the word counts worth
     remembering."""
     corpus = corpus_statistics(owner)
-    columns = ", ".join(f"memory.{column}" for column in RESULT_ATTNAMES)
+    columns = result_columns("memory")
     no_columns = ", ".join("NULL" for _ in RESULT_ATTNAMES)
     scope_sql, scope_params = scope_filter(scope, alias="memory")
     sql = f"""

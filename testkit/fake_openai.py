@@ -206,31 +206,30 @@ class FakeOpenAIServer:
                     pass  # the client gave up waiting (a slow-provider test's timeout): nothing to answer
 
             def stream_events(self, body: dict) -> None:
-                try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.end_headers()
-                    for event in fake.response_events(body):
-                        self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
-                        self.wfile.flush()
-                        if fake.stream_interval:
-                            time.sleep(fake.stream_interval)
-                except (BrokenPipeError, ConnectionResetError):
-                    with fake._lock:
-                        fake.streams_abandoned += 1
+                """The Responses API's stream: typed events, no closing line."""
+                events = fake.response_events(body)
+                self.send_events(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n" for event in events)
 
             def stream(self, body: dict) -> None:
+                """A chat completion's stream: `data:` chunks, then `data: [DONE]`."""
+                chunks = fake.stream_chunks(body)
+                self.send_events((f"data: {json.dumps(chunk)}\n\n" for chunk in chunks), closing=b"data: [DONE]\n\n")
+
+            def send_events(self, events, closing: bytes = b"") -> None:
+                """Server-Sent Events at the fake's pace (a pause after each), then `closing`; a client that hangs
+                up is counted as an abandoned stream."""
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
-                    for chunk in fake.stream_chunks(body):
-                        self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    for event in events:
+                        self.wfile.write(event.encode())
                         self.wfile.flush()
                         if fake.stream_interval:
                             time.sleep(fake.stream_interval)
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
+                    if closing:
+                        self.wfile.write(closing)
+                        self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     with fake._lock:
                         fake.streams_abandoned += 1
