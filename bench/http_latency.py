@@ -16,7 +16,10 @@ Production stack: PostgreSQL + pgvector (BENCH_DATABASE_URL, default the
 `memoryplatform_bench` database, whose memories are replaced) and Redis (BENCH_REDIS_URL, default database
 12, flushed); the heavy user gets a dedicated HNSW index (`sync_user_indexes`, as the worker would after
 their calls), and is measured once more after `sync_user_indexes --max-indexes 0` dropped it, on the shared
-index only. Embedded stack: SQLite and the local LRU cache in a temporary folder.
+index only. Ordinary users are measured twice more on the production stack, side by side: with every query
+loading the caller's copy of their memories (MEMORY_CALLER_CACHE_SECONDS=0: a caller's first query), and with
+no copies (MEMORY_CALLER_CACHE_MB=0: the hybrid statement every time). Embedded stack: SQLite and the local LRU
+cache in a temporary folder.
 """
 
 import argparse
@@ -302,15 +305,25 @@ def main() -> None:
         started = time.perf_counter()
         prepare(stack, env, args.users, args.per_user, args.heavy, query_texts, args.dedicated_from)
         print(f"{stack}: prepared in {time.perf_counter() - started:.0f} s", flush=True)
-        runs = [scenarios]
+        runs = [({}, scenarios)]
         if stack == "production":
-            # The heavy user once more without their dedicated index, side by side in the same run.
-            runs.append([("memory query", "heavy user, shared index only", *scenarios[2][2:])])
+            # Ordinary users side by side in the same run: every query loading the caller's copy (what the first
+            # query of a caller costs), and no copies at all (the hybrid statement on every query).
+            ordinary = scenarios[1][2:]
+            runs.append(
+                (
+                    {"MEMORY_CALLER_CACHE_SECONDS": "0"},
+                    [("memory query", "ordinary user, copy loaded for every query", *ordinary)],
+                )
+            )
+            runs.append(({"MEMORY_CALLER_CACHE_MB": "0"}, [("memory query", "ordinary user, no copies", *ordinary)]))
+            # The heavy user once more without their dedicated index (dropped before this last run).
+            runs.append(({}, [("memory query", "heavy user, shared index only", *scenarios[2][2:])]))
         try:
-            for number, run in enumerate(runs):
-                if number:
+            for number, (overrides, run) in enumerate(runs):
+                if number == len(runs) - 1 and stack == "production":
                     manage(env, "sync_user_indexes", "--max-indexes", "0")  # drops the dedicated index
-                process, port = start_gunicorn(env, args.workers, args.threads)
+                process, port = start_gunicorn({**env, **overrides}, args.workers, args.threads)
                 try:
                     for endpoint, who, path, bodies, client_counts in run:
                         if stack == "production":

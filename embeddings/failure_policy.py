@@ -13,15 +13,21 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-logger = logging.getLogger("embeddings.cache")
-
 T = TypeVar("T")
 
 
 class CacheFailurePolicy:
-    def __init__(self, retry_after: float = 5.0, log_every: float = 60.0):
+    def __init__(
+        self,
+        retry_after: float = 5.0,
+        log_every: float = 60.0,
+        message: str = "embedding cache unavailable, serving embeddings without it",
+        logger_name: str = "embeddings.cache",
+    ):
         self.retry_after = retry_after
         self.log_every = log_every
+        self.message = message
+        self.logger = logging.getLogger(logger_name)
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._last_log = 0.0
@@ -45,8 +51,8 @@ class CacheFailurePolicy:
             if now - self._last_log < self.log_every and self._last_log:
                 return
             suppressed, self._unlogged, self._last_log = self._unlogged - 1, 0, now
-        logger.warning(
-            "embedding cache unavailable, serving embeddings without it",
+        self.logger.warning(
+            self.message,
             extra={"operation": operation, "error": f"{type(error).__name__}: {error}", "suppressed": suppressed},
         )
 

@@ -3,7 +3,8 @@
 1. The query is embedded through the cache (with a deadline on the tool's path).
 2. Candidates, MEMORY_CANDIDATE_FACTOR x `limit` from each: the user's nearest memories by cosine (the vector
    index) and, with MEMORY_RETRIEVAL = "hybrid", their best memories by BM25 over their words (the lexical index),
-   fused by reciprocal rank (MEMORY_RRF_K). Only this user's, only `sectors` when given.
+   fused by reciprocal rank (MEMORY_RRF_K). Only this user's, only `sectors` when given. A caller this web
+   process served a moment ago is searched in its own copy of their memories (memories.caller_cache).
 3. Ranking (memories.scoring); the best `limit` are the direct hits.
 4. With link expansion, memories one link away from the hits fill the slots the hits leave (never displacing a
    hit), within the same sectors.
@@ -18,6 +19,7 @@ from django.conf import settings
 
 from embeddings.generation import generate_embedding
 from memories import hybrid_sql
+from memories.caller_cache import callers
 from memories.models import Memory
 from memories.owners import Owner
 from memories.reinforcement import buffer as reinforcements
@@ -79,10 +81,13 @@ def query_memories(
     started = time.perf_counter()
     candidates = limit * settings.MEMORY_CANDIDATE_FACTOR
     scope = Scope.of(sectors, retrieval.kinds)
-    if hybrid_sql.applies(owner):  # most users: both searches and the rows in one statement
-        matches, lexical_ids, memories = hybrid_sql.candidates(
-            embedding, query, owner, scope, candidates, retrieval.hybrid
-        )
+    if hybrid_sql.applies(owner):  # most users: this process's copy of them, else one statement
+        found = None
+        if callers.enabled():
+            found = callers.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid)
+        if found is None:
+            found = hybrid_sql.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid)
+        matches, lexical_ids, memories = found
     else:
         matches = get_search_backend().search(embedding, owner, scope, candidates)
         dense_ids = {match.memory_id for match in matches}

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from embeddings.codec import encode_vector
 from embeddings.generation import generate_embeddings_batch
 from embeddings.providers import get_provider
+from memories.caller_cache import everyone_changed
 from memories.models import Memory, UserVectorIndex
 from memories.vector_plans import DEDICATED_INDEX_PREFIX, plans
 
@@ -85,6 +86,7 @@ def swap() -> None:
             cursor.execute(f"ALTER TABLE {TABLE} ALTER COLUMN embedding SET NOT NULL")
             cursor.execute(CREATE_SHARED_INDEX)
         cursor.execute(f"UPDATE {TABLE} SET embedding_model = %s", [model])
+        everyone_changed()
     plans.forget()
 
 

@@ -257,6 +257,11 @@ MEMORY_LEXICAL_MAX_DOCUMENTS = env_int("MEMORY_LEXICAL_MAX_DOCUMENTS", 500, mini
 MEMORY_HNSW_MIN_USER_MEMORIES = env_int("MEMORY_HNSW_MIN_USER_MEMORIES", 3000, minimum=0)
 MEMORY_HNSW_EF_SEARCH = env_int("MEMORY_HNSW_EF_SEARCH", 200, minimum=1)
 MEMORY_PLAN_CACHE_SECONDS = env_float("MEMORY_PLAN_CACHE_SECONDS", 60.0, minimum=0)
+# Each web process holds the memories of the callers it serves (memories.caller_cache), up to this many MB, and
+# answers their queries without a database round trip; 0 turns it off. Production stack only (it needs Redis).
+MEMORY_CALLER_CACHE_MB = env_int("MEMORY_CALLER_CACHE_MB", 128, minimum=0)
+# A caller's copy is reloaded after this long even if no write was seen (reinforcement counts, raw SQL writes).
+MEMORY_CALLER_CACHE_SECONDS = env_float("MEMORY_CALLER_CACHE_SECONDS", 60.0, minimum=0)
 # Dedicated HNSW indexes for the heaviest users (memories.user_indexes); 0 in either turns them off.
 MEMORY_USER_INDEX_MIN_MEMORIES = env_int("MEMORY_USER_INDEX_MIN_MEMORIES", 10_000, minimum=0)
 MEMORY_USER_INDEX_MAX = env_int("MEMORY_USER_INDEX_MAX", 20, minimum=0)

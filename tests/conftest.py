@@ -75,13 +75,16 @@ def fresh_space_lookups():
 
 @pytest.fixture(autouse=True)
 def fresh_lexical_statistics():
-    """A user's corpus statistics and word counts are remembered per process (memories.text_search): not across
-    tests, whose users share names."""
+    """A user's corpus statistics and word counts (memories.text_search) and copies of their memories
+    (memories.caller_cache) are kept per process: not across tests, whose users share names."""
+    from memories.caller_cache import callers, query_lexemes
     from memories.text_search import forget_statistics
 
-    forget_statistics()
+    for forget in (forget_statistics, callers.reset, query_lexemes.cache_clear):
+        forget()
     yield
-    forget_statistics()
+    for forget in (forget_statistics, callers.reset, query_lexemes.cache_clear):
+        forget()
 
 
 def reset_embedding_singletons() -> None:

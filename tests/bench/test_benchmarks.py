@@ -48,7 +48,9 @@ def test_http_latency_benchmark_tiny_embedded():
 def test_http_latency_benchmark_tiny_production():
     output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "production")
     rows = [line for line in output.splitlines() if line.startswith("| production |")]
-    assert len(rows) == 5 and "| bare endpoint (/healthz) |" in rows[0]
+    assert len(rows) == 7 and "| bare endpoint (/healthz) |" in rows[0]
+    assert "| ordinary user, copy loaded for every query | 1 |" in rows[-3]
+    assert "| ordinary user, no copies | 1 |" in rows[-2]
     assert "| heavy user, shared index only | 1 |" in rows[-1]
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
     assert "build  heavy-user (200 memories)" in output and "Built 1," in output, "its dedicated index"

@@ -71,7 +71,8 @@ def test_tokenizes_like_sentence_transformers_and_truncates_at_256_tokens(provid
 def test_words_past_the_window_do_not_change_the_vector(provider):
     longer = LONGEST["text"] + " And a whole new paragraph about something else entirely."
     first, second = vectors(provider, [LONGEST["text"], longer])
-    assert np.array_equal(first, second)
+    # The same 256 tokens; two rows of one batch may differ in the last bit (BLAS kernels differ by row and CPU).
+    np.testing.assert_allclose(first, second, rtol=0, atol=1e-6)
 
 
 def test_vectors_are_384_float32_of_unit_length(provider):

@@ -1,63 +1,20 @@
 """The exact plan's one-statement hybrid search (memories.hybrid_sql) against the separate path it replaces: the
 same dense order and similarities, the same lexical order, the same rows, for any scope; PostgreSQL only."""
 
-import numpy as np
 import pytest
 
 from memories import hybrid_sql
 from memories.models import Memory, Space
-from memories.owners import Owner, default_owner
+from memories.owners import Owner
 from memories.query import Retrieval, query_memories
 from memories.search import load_results
-from memories.search_backends import EVERYTHING, Scope, get_search_backend
+from memories.search_backends import EVERYTHING, get_search_backend
 from memories.text_search import lexical_search
 from memories.vector_plans import plans
-from tests.factories import make_memory, near, random_unit_vector
+from tests.factories import make_memory, near
+from tests.memories.hybrid_data import QUERIES, SCOPES
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
-
-TEXTS = [
-    "My dog Rex is afraid of thunder and hides under the bed",
-    "I walk the dog every morning before work",
-    "The dog food brand changed its recipe and Rex hates it",
-    "I was double charged on my March invoice",
-    "Please send invoices by email, not by post",
-    "My sister Caroline lives in Lyon",
-    "Caroline is coming to visit in May with her puppy",
-    "I prefer email over phone calls",
-    "Thunder storms scare me too, honestly",
-    "The March invoice was refunded last week",
-]
-QUERIES = ["dog thunder", "March invoice refund", "Caroline puppy May", "email", "the of and", "zebra piano"]
-SCOPES = [
-    EVERYTHING,
-    Scope.of(None, ("utterance", "fact", "note", "data_collection")),
-    Scope.of(["episodic"]),
-    Scope.of(["emotional", "semantic"], ("note",)),
-]
-
-
-@pytest.fixture
-def alice():
-    rng = np.random.default_rng(5)
-    base = random_unit_vector(rng)
-    sectors = ["episodic", "semantic", "emotional"]
-    kinds = ["utterance", "note", "summary", "fact"]
-    rows = [
-        make_memory(
-            "alice",
-            text,
-            embedding=near(base, 0.5 + 0.04 * index, rng),
-            sector=sectors[index % 3],
-            extra_sectors=[sectors[(index + 1) % 3]] if index % 4 == 0 else [],
-            kind=kinds[index % 4],
-        )
-        for index, text in enumerate(TEXTS)
-    ]
-    make_memory("alice", "My dog used to be called Max", superseded_by=rows[0])  # history: never a candidate
-    make_memory("bob", "Bob's dog Rex is afraid of thunder too")  # another user
-    plans.forget()
-    return default_owner("alice"), base, rng
 
 
 @pytest.mark.parametrize("bound", [500, 2])  # 2: the words in more than two memories are too common to match

@@ -1,10 +1,12 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from embeddings.errors import EmbeddingError
 from embeddings.generation import generate_embeddings_batch
 from embeddings.providers import get_provider
 from memories import vector_resize
+from memories.caller_cache import caller_changed
 from memories.checks import stored_dimensions
 from memories.models import Memory
 
@@ -68,7 +70,10 @@ class Command(BaseCommand):
             for memory, vector in zip(batch, vectors, strict=True):
                 memory.embedding = vector
                 memory.embedding_model = model
-            Memory.objects.bulk_update(batch, ["embedding", "embedding_model"])
+            with transaction.atomic():
+                Memory.objects.bulk_update(batch, ["embedding", "embedding_model"])
+                for owner in {memory.owner for memory in batch}:
+                    caller_changed(owner)  # bulk_update sends no post_save
             done += len(batch)
             last_pk = batch[-1].pk
             self.stdout.write(f"  {done}/{total} ({100 * done // total}%)")

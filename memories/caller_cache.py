@@ -1,0 +1,379 @@
+"""Callers' memories held in the web process: a caller's memory query without a database round trip.
+
+A caller in a call asks several questions within minutes, each against the same few hundred memories. On the
+database path every one costs the hybrid statement (memories.hybrid_sql): about 1.1 ms of round trip and
+planning, and at 32 concurrent clients about 1.6 ms of PostgreSQL's CPU a query, more than the rest of the tool
+(docs/benchmarks.md). Here the first query of a caller loads their current memories once (rows, vectors and
+the words of each stored tsvector); the next ones compute the same candidates in numpy.
+
+How it stays right:
+- An entry was loaded under two tokens, random strings in the shared cache (Redis): the caller's and
+  everyone's. Each query reads both in one round trip and uses the entry only if they are still the ones it
+  was loaded under; otherwise the caller is loaded afresh.
+- Every write of a caller's memories replaces the caller's token once its transaction commits (`caller_changed`:
+  Memory.save, deletions, forgetting) and drops this process's entry at once; whole-table changes (re-embedding,
+  resizing the vectors, migrations) replace everyone's (`everyone_changed`). Random rather than counted: a
+  token evicted from Redis comes back as a new one, never as an old value an entry could still match.
+- An entry is used for MEMORY_CALLER_CACHE_SECONDS at most, which bounds what the tokens do not see: a
+  reinforcement's salience and access counts (which the default ranking does not read), a write made in raw
+  SQL, a token that could not be replaced while Redis was unreachable (replaced as soon as it is back).
+- Redis unreachable: queries take the database path.
+
+It serves users on the exact plan (fewer than MEMORY_HNSW_MIN_USER_MEMORIES memories) on PostgreSQL with a
+shared default cache; the embedded stack's search is in-process already, and its caches are not shared between
+processes. At most MEMORY_CALLER_CACHE_MB per process; the least recently used callers leave first.
+
+The candidates are hybrid_sql's, computed the same way: cosine distances over the same vectors (nearest first,
+ties by id), BM25 over the same postings with the same statistics (the caller's current memory count, floored at
+MEMORY_LEXICAL_MAX_DOCUMENTS; their mean tsvector length; each query word's documents among all their current
+memories, words in more than MEMORY_LEXICAL_MAX_DOCUMENTS left out), the query's words normalised by
+PostgreSQL's own to_tsvector (remembered per process: the same words always give the same lexemes).
+tests/memories/test_caller_cache.py compares both on the database.
+"""
+
+import functools
+import hashlib
+import logging
+import math
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Collection, Sequence
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from prometheus_client import Counter
+
+from core.requests import REGISTRY
+from embeddings.failure_policy import CacheFailurePolicy, fail_open
+from memories.models import Memory
+from memories.owners import Owner
+from memories.search import RESULT_ATTNAMES, memory_from_row, result_columns
+from memories.search_backends import Scope, VectorMatch
+from memories.search_backends.pgvector import vector_cursor
+from memories.text_search import BM25_B, BM25_K1, config, query_terms
+from memories.vector_plans import plans
+
+logger = logging.getLogger(__name__)
+
+TABLE = Memory._meta.db_table
+CACHE_ALIAS = "default"
+EVERYONE_KEY = "caller-cache:everyone"
+OWNER_TOKEN_SECONDS = 86_400  # far longer than an entry lives; an expired token only means one reload
+# Besides the vector and the text: the Memory instance, its datetimes, its share of the postings and arrays
+# (tracemalloc: 4.0 KB a memory of the benchmark's at 384 dimensions, 1.5 KB of which the vector).
+MEMORY_OVERHEAD_BYTES = 2_000
+QUERIES = Counter(
+    "memory_caller_cache_queries",
+    "Memory queries of callers on the exact plan, by where their candidates came from: this process's copy (hit), "
+    "a copy loaded for it (load), or the database (database: the shared cache unreachable, or the caller too big).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def token_key(owner: Owner) -> str:
+    """The caller's token's key: a hash, so no user id is written into Redis key names."""
+    return "caller-cache:" + hashlib.sha256(owner.key.encode()).hexdigest()[:32]
+
+
+def shared_cache_configured() -> bool:
+    """Whether the default cache is one every process shares (Redis); a per-process cache cannot carry tokens."""
+    return settings.CACHES.get(CACHE_ALIAS, {}).get("BACKEND", "").startswith("django_redis.")
+
+
+@functools.lru_cache(maxsize=8192)
+def query_lexemes(config_name: str, terms: str) -> tuple[str, ...]:
+    """The distinct lexemes of `terms` under the text search configuration, as hybrid_sql's statement finds them."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT array_agg(DISTINCT lexeme) FROM unnest(tsvector_to_array(to_tsvector(%s::regconfig, %s))) "
+            "AS lexeme",
+            [config_name, terms],
+        )
+        return tuple(cursor.fetchone()[0] or ())
+
+
+class CallerEntry:
+    """One caller's current memories, as loaded under `tokens`."""
+
+    def __init__(self, tokens: tuple[str, str], rows: Sequence[Sequence], expires: float):
+        width = len(RESULT_ATTNAMES)
+        self.tokens = tokens
+        self.expires = expires
+        self.memories = [memory_from_row(row[:width]) for row in rows]
+        self.ids = np.fromiter((memory.pk for memory in self.memories), dtype=np.int64, count=len(rows))
+        dimensions = Memory._meta.get_field("embedding").dimensions
+        self.vectors = (
+            np.vstack([np.asarray(row[width].to_numpy(), dtype=np.float32) for row in rows])  # pgvector's Vector
+            if rows
+            else np.zeros((0, dimensions), dtype=np.float32)
+        )
+        norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
+        self.norms = np.where(norms == 0, 1.0, norms)
+        postings: dict[str, tuple[list[int], list[int]]] = {}
+        for position, row in enumerate(rows):
+            for lexeme, frequency in zip(row[width + 1] or (), row[width + 2] or (), strict=True):
+                rows_of, frequencies = postings.setdefault(lexeme, ([], []))
+                rows_of.append(position)
+                frequencies.append(frequency)
+        self.postings = {
+            lexeme: (np.array(rows_of, dtype=np.intp), np.array(frequencies, dtype=np.float64))
+            for lexeme, (rows_of, frequencies) in postings.items()
+        }
+        self.lengths = np.fromiter((len(row[width + 1] or ()) for row in rows), dtype=np.float64, count=len(rows))
+        self.mean_length = max(1.0, float(self.lengths.mean())) if rows else 1.0
+        self._scopes: dict[Scope, np.ndarray] = {}
+        self.nbytes = (
+            self.vectors.nbytes
+            + sum(len(memory.text) for memory in self.memories)
+            + sum(len(lexeme) + 120 for lexeme in self.postings)
+            + MEMORY_OVERHEAD_BYTES * len(rows)
+        )
+
+    def admitted(self, scope: Scope) -> np.ndarray:
+        mask = self._scopes.get(scope)
+        if mask is None:
+            mask = np.fromiter(
+                (scope.admits(memory.sector, memory.extra_sectors, memory.kind) for memory in self.memories),
+                dtype=bool,
+                count=len(self.memories),
+            )
+            self._scopes[scope] = mask  # a handful of scopes per caller: the sectors an agent asks for
+        return mask
+
+    def dense(self, embedding: np.ndarray, admitted: np.ndarray, limit: int) -> list[VectorMatch]:
+        """The nearest `limit` admitted memories by cosine distance, ties by id (ORDER BY distance, id)."""
+        query = np.asarray(embedding, dtype=np.float64)
+        query_norm = float(np.linalg.norm(query)) or 1.0
+        distances = 1.0 - (self.vectors @ query) / (self.norms * query_norm)
+        rows = np.flatnonzero(admitted)
+        order = rows[np.lexsort((self.ids[rows], distances[rows]))][:limit]
+        return [VectorMatch(memory_id=int(self.ids[row]), similarity=1.0 - float(distances[row])) for row in order]
+
+    def lexical(self, lexemes: Sequence[str], admitted: np.ndarray, limit: int) -> list[int]:
+        """The ids of the best `limit` admitted memories by BM25 over `lexemes`, ties by id."""
+        bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
+        memories = max(len(self.memories), bound)
+        scores = np.zeros(len(self.memories))
+        matched = np.zeros(len(self.memories), dtype=bool)
+        for lexeme in lexemes:
+            posting = self.postings.get(lexeme)
+            if posting is None or len(posting[0]) > bound:
+                continue
+            rows, frequencies = posting
+            documents = len(rows)
+            weight = math.log(1 + (memories - documents + 0.5) / (documents + 0.5))
+            scores[rows] += (
+                weight
+                * frequencies
+                * (BM25_K1 + 1)
+                / (frequencies + BM25_K1 * (1 - BM25_B + BM25_B * self.lengths[rows] / self.mean_length))
+            )
+            matched[rows] = True
+        rows = np.flatnonzero(matched & admitted)
+        order = rows[np.lexsort((self.ids[rows], -scores[rows]))][:limit]
+        return [int(self.ids[row]) for row in order]
+
+
+class CallerCache:
+    """This process's entries, least recently used first, within MEMORY_CALLER_CACHE_MB."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[Owner, CallerEntry] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._owed: set[Owner | None] = set()  # tokens to replace once the shared cache answers (None: everyone's)
+        self.failure_policy = CacheFailurePolicy(
+            retry_after=settings.EMBEDDING_CACHE_RETRY_AFTER,
+            log_every=settings.EMBEDDING_CACHE_ERROR_LOG_EVERY,
+            message="caller cache tokens unavailable, memory queries read the database",
+            logger_name=__name__,
+        )
+
+    @staticmethod
+    def enabled() -> bool:
+        return settings.MEMORY_CALLER_CACHE_MB > 0 and connection.vendor == "postgresql" and shared_cache_configured()
+
+    def candidates(
+        self, embedding: np.ndarray, query: str, owner: Owner, scope: Scope, limit: int, hybrid: bool
+    ) -> tuple[list[VectorMatch], list[int], dict[int, Memory]] | None:
+        """hybrid_sql.candidates' answer from this process's copy of the caller, loading it when it is missing,
+        outdated or expired; None when the copy cannot be trusted now (the shared cache unreachable) or the
+        caller is too big to hold (the caller then takes the database path)."""
+        tokens = self.tokens(owner)
+        entry = None if tokens is None else self._current(owner, tokens)
+        if entry is not None:
+            QUERIES.labels("hit").inc()
+        elif tokens is not None and (entry := self._load(owner, tokens)) is not None:
+            QUERIES.labels("load").inc()
+        else:
+            QUERIES.labels("database").inc()
+            return None
+        admitted = entry.admitted(scope)
+        matches = entry.dense(embedding, admitted, limit)
+        terms = " ".join(query_terms(query)) if hybrid else ""
+        lexical_ids = entry.lexical(query_lexemes(config(), terms), admitted, limit) if terms else []
+        wanted = {match.memory_id for match in matches} | set(lexical_ids)
+        memories = {memory.pk: memory for memory in entry.memories if memory.pk in wanted}
+        return matches, lexical_ids, memories
+
+    @fail_open(default=lambda: None)
+    def tokens(self, owner: Owner) -> tuple[str, str] | None:
+        """(the caller's token, everyone's) in one round trip; a missing one is created."""
+        if self._owed:
+            self._pay_debts()
+        cache = caches[CACHE_ALIAS]
+        keys = (token_key(owner), EVERYONE_KEY)
+        found = cache.get_many(keys)
+        for key in keys:
+            if key not in found:  # first use, or evicted: a new token (another process's, if it was quicker)
+                cache.add(key, secrets.token_hex(8), None if key == EVERYONE_KEY else OWNER_TOKEN_SECONDS)
+                found[key] = cache.get(key)
+                if found[key] is None:
+                    return None
+        return found[keys[0]], found[keys[1]]
+
+    def replace_tokens(self, owners: Collection[Owner | None]) -> None:
+        """New tokens for `owners` (None: everyone's), in one round trip; owed and retried while the shared cache
+        is unreachable."""
+        if not owners or not self.enabled():
+            return
+        with self._lock:
+            self._owed |= set(owners)
+        self._pay_debts()
+
+    @fail_open(default=lambda: None)
+    def _pay_debts(self) -> None:
+        with self._lock:
+            owed, self._owed = self._owed, set()
+        try:
+            tokens = {token_key(owner): secrets.token_hex(8) for owner in owed if owner is not None}
+            if None in owed:
+                caches[CACHE_ALIAS].set(EVERYONE_KEY, secrets.token_hex(8), None)
+            if tokens:
+                caches[CACHE_ALIAS].set_many(tokens, OWNER_TOKEN_SECONDS)
+        except Exception:
+            with self._lock:
+                self._owed |= owed
+            raise
+
+    def _current(self, owner: Owner, tokens: tuple[str, str]) -> CallerEntry | None:
+        with self._lock:
+            entry = self._entries.get(owner)
+            if entry is None:
+                return None
+            if entry.tokens != tokens or entry.expires <= time.monotonic():
+                self._remove(owner)
+                return None
+            self._entries.move_to_end(owner)
+            return entry
+
+    def _load(self, owner: Owner, tokens: tuple[str, str]) -> CallerEntry | None:
+        """The caller's current memories, in one statement; None (and nothing kept) past the exact plan's size."""
+        threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
+        sql = (
+            f"SELECT {result_columns('memory')}, memory.embedding, "
+            "ARRAY(SELECT entry.lexeme FROM unnest(memory.search_vector) AS entry), "
+            "ARRAY(SELECT COALESCE(array_length(entry.positions, 1), 1) FROM unnest(memory.search_vector) AS entry) "
+            f"FROM {TABLE} AS memory WHERE memory.space_id = %s AND memory.user_id = %s "
+            "AND memory.superseded_by_id IS NULL ORDER BY memory.id"
+        )
+        params: list = [owner.space_id, owner.user_id]
+        if threshold > 0:
+            sql += " LIMIT %s"
+            params.append(threshold)
+        with vector_cursor() as cursor:
+            cursor.execute(sql, params, binary=True)
+            rows = cursor.fetchall()
+        if threshold > 0 and len(rows) >= threshold:
+            plans.forget(owner)  # they outgrew the exact plan since it was chosen: the next query chooses again
+            return None
+        entry = CallerEntry(tokens, rows, time.monotonic() + settings.MEMORY_CALLER_CACHE_SECONDS)
+        budget = settings.MEMORY_CALLER_CACHE_MB * 1024 * 1024
+        if entry.nbytes > budget:
+            return entry  # used for this query, not kept
+        with self._lock:
+            self._remove(owner)
+            self._entries[owner] = entry
+            self._bytes += entry.nbytes
+            while self._bytes > budget:
+                self._remove(next(iter(self._entries)))
+        return entry
+
+    def _remove(self, owner: Owner) -> None:
+        entry = self._entries.pop(owner, None)
+        if entry is not None:
+            self._bytes -= entry.nbytes
+
+    def reset(self) -> None:
+        """Back to a fresh process's state: no copies, no owed tokens, the shared cache trusted again."""
+        self.drop()
+        with self._lock:
+            self._owed.clear()
+        self.failure_policy.reset()
+
+    def drop(self, owner: Owner | None = None) -> None:
+        """Forget this process's copy of one caller, or of everyone."""
+        with self._lock:
+            if owner is None:
+                self._entries.clear()
+                self._bytes = 0
+            else:
+                self._remove(owner)
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"callers": len(self._entries), "bytes": self._bytes}
+
+
+callers = CallerCache()
+
+
+def caller_changed(owner: Owner, using: str = DEFAULT_DB_ALIAS) -> None:
+    """`owner`'s memories change in the current transaction: this process drops its copy now, and every process
+    finds the caller's token replaced once the transaction commits (one round trip for all the callers a
+    transaction changed)."""
+    callers.drop(owner)
+    _replace_on_commit(owner, using)
+
+
+def everyone_changed(using: str = DEFAULT_DB_ALIAS) -> None:
+    """Every caller's memories change (re-embedding, resizing, a migration): every copy in every process goes."""
+    callers.drop()
+    _replace_on_commit(None, using)
+
+
+def _replace_on_commit(owner: Owner | None, using: str) -> None:
+    database = transaction.get_connection(using)
+    if not database.in_atomic_block:
+        callers.replace_tokens({owner})
+        return
+    # One set of callers per transaction, replaced by the first of its commit hooks to run (the others find it
+    # empty). Django gives the connection a new list of hooks whenever the old one ran or was rolled back, so a
+    # set tied to another list belongs to a finished transaction.
+    hooks, owners = getattr(database, "changed_callers", (None, None))
+    if hooks is not database.run_on_commit:
+        owners = set()
+        database.changed_callers = (database.run_on_commit, owners)
+    owners.add(owner)
+    transaction.on_commit(functools.partial(_replace_all, owners), using=using)
+
+
+def _replace_all(owners: set[Owner | None]) -> None:
+    changed = set(owners)
+    owners.clear()
+    callers.replace_tokens(changed)
+
+
+def memory_saved(sender, instance: Memory, using: str, **kwargs) -> None:
+    """post_save and post_delete of Memory (connected in MemoriesConfig.ready)."""
+    caller_changed(instance.owner, using)
+
+
+def everyone_migrated(using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
+    """post_migrate of this app: a migration may have rewritten any memory."""
+    everyone_changed(using)
