@@ -29,7 +29,7 @@ from memories.answers import server_timing, tool_answer
 from memories.models import Memory
 from memories.owners import Owner
 from memories.query import query_memories
-from memories.serializers import MemoryQuerySerializer, RememberSerializer, first_error
+from memories.serializers import MemoryQuerySerializer, RememberSerializer, SharedValidator
 from memories.services import MemoryInputError, NewMemory, create_memory
 
 logger = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ INITIATION_SECRET = SecretPolicy(
     header_setting="ELEVENLABS_INITIATION_SECRET_HEADER",
     not_configured="The conversation initiation webhook is not configured yet.",
 )
+validate_query = SharedValidator(MemoryQuerySerializer)
+validate_fact = SharedValidator(RememberSerializer)
 
 
 def error(status: int, message: str) -> JsonResponse:
@@ -93,10 +95,7 @@ def validated_query(space_id: int, body: dict) -> tuple[dict | None, str]:
     user_id = tool_user_id(space_id, user_field, phone_field)
     if user_id is not None:
         data["user_id"] = user_id
-    serializer = MemoryQuerySerializer(data=data)
-    if not serializer.is_valid():
-        return None, first_error(serializer.errors)
-    return serializer.validated_data, ""
+    return validate_query(data)
 
 
 @csrf_exempt
@@ -133,10 +132,7 @@ def validated_fact(space_id: int, body: dict) -> tuple[dict | None, str]:
     user_id = remembering_user_id(space_id, user_field, phone_field)
     if user_id is not None:
         data["user_id"] = user_id
-    serializer = RememberSerializer(data=data)
-    if not serializer.is_valid():
-        return None, first_error(serializer.errors)
-    return serializer.validated_data, ""
+    return validate_fact(data)
 
 
 @csrf_exempt

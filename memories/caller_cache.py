@@ -33,8 +33,10 @@ tests/memories/test_caller_cache.py compares both on the database.
 
 import functools
 import hashlib
+import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -63,9 +65,13 @@ TABLE = Memory._meta.db_table
 CACHE_ALIAS = "default"
 EVERYONE_KEY = "caller-cache:everyone"
 OWNER_TOKEN_SECONDS = 86_400  # far longer than an entry lives; an expired token only means one reload
-# Besides the vector and the text: the Memory instance, its datetimes, its share of the postings and arrays
-# (tracemalloc: 4.0 KB a memory of the benchmark's at 384 dimensions, 1.5 KB of which the vector).
+# Besides the vector and the text: the row, its share of the postings, and the Memory instance once a query has
+# returned it (tracemalloc, the benchmark's memories at 384 dimensions: 3.4 KB a memory before its instance is
+# made, 1.5 KB of which the vector; about 1 KB more after).
 MEMORY_OVERHEAD_BYTES = 2_000
+ID, TEXT, SECTOR, EXTRA_SECTORS, KIND = (
+    RESULT_ATTNAMES.index(name) for name in ("id", "text", "sector", "extra_sectors", "kind")
+)
 QUERIES = Counter(
     "memory_caller_cache_queries",
     "Memory queries of callers on the exact plan, by where their candidates came from: this process's copy (hit), "
@@ -97,50 +103,85 @@ def query_lexemes(config_name: str, terms: str) -> tuple[str, ...]:
         return tuple(cursor.fetchone()[0] or ())
 
 
+# A tsvector as PostgreSQL writes it: 'lexeme':1,4B 'other' ... (quotes and backslashes in a lexeme doubled).
+TSVECTOR_ENTRY = re.compile(r"'((?:[^'\\]|''|\\.)*)'(?::([0-9A-D,]+))?")
+ESCAPED = re.compile(r"''|\\(.)")
+
+
+def parse_tsvector(text: str | None) -> list[tuple[str, int]]:
+    """(lexeme, its number of positions, 1 for a stripped one) for each entry of a tsvector's text: what
+    `unnest(tsvector)` gives as lexeme and array_length(positions), without building arrays in the database (five
+    times the statement's execution time for a caller of 80 memories)."""
+    return [
+        (
+            ESCAPED.sub(unescape, lexeme) if "'" in lexeme or "\\" in lexeme else lexeme,
+            positions.count(",") + 1 if positions else 1,
+        )
+        for lexeme, positions in TSVECTOR_ENTRY.findall(text or "")
+    ]
+
+
+def unescape(escape: re.Match) -> str:
+    return escape.group(1) or "'"
+
+
+def extra_sectors(row: Sequence) -> list[str]:
+    value = row[EXTRA_SECTORS]
+    return json.loads(value) if isinstance(value, str) else value  # jsonb comes as text through Django's loaders
+
+
 class CallerEntry:
-    """One caller's current memories, as loaded under `tokens`."""
+    """One caller's current memories, as loaded under `tokens`. Their Memory instances are made when a query
+    first returns them (making all of them up front was most of a load)."""
 
     def __init__(self, tokens: tuple[str, str], rows: Sequence[Sequence], expires: float):
         width = len(RESULT_ATTNAMES)
         self.tokens = tokens
         self.expires = expires
-        self.memories = [memory_from_row(row[:width]) for row in rows]
-        self.ids = np.fromiter((memory.pk for memory in self.memories), dtype=np.int64, count=len(rows))
+        self.rows = [row[:width] for row in rows]
+        self._memories: list[Memory | None] = [None] * len(rows)
+        self.ids = np.fromiter((row[ID] for row in rows), dtype=np.int64, count=len(rows))
+        self.positions = {int(memory_id): position for position, memory_id in enumerate(self.ids)}
         dimensions = Memory._meta.get_field("embedding").dimensions
         self.vectors = (
-            np.vstack([np.asarray(row[width].to_numpy(), dtype=np.float32) for row in rows])  # pgvector's Vector
+            np.vstack([row[width].to_numpy() for row in rows]).astype(np.float32, copy=False)  # pgvector's Vector
             if rows
             else np.zeros((0, dimensions), dtype=np.float32)
         )
         norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
         self.norms = np.where(norms == 0, 1.0, norms)
-        postings: dict[str, tuple[list[int], list[int]]] = {}
+        # lexeme -> ((row position, term frequency), ...); most lexemes are in one or two memories
+        self.postings: dict[str, list[tuple[int, int]]] = {}
+        lengths = []
         for position, row in enumerate(rows):
-            for lexeme, frequency in zip(row[width + 1] or (), row[width + 2] or (), strict=True):
-                rows_of, frequencies = postings.setdefault(lexeme, ([], []))
-                rows_of.append(position)
-                frequencies.append(frequency)
-        self.postings = {
-            lexeme: (np.array(rows_of, dtype=np.intp), np.array(frequencies, dtype=np.float64))
-            for lexeme, (rows_of, frequencies) in postings.items()
-        }
-        self.lengths = np.fromiter((len(row[width + 1] or ()) for row in rows), dtype=np.float64, count=len(rows))
+            entries = parse_tsvector(row[width + 1])
+            lengths.append(len(entries))
+            for lexeme, frequency in entries:
+                self.postings.setdefault(lexeme, []).append((position, frequency))
+        self.lengths = np.array(lengths, dtype=np.float64)
         self.mean_length = max(1.0, float(self.lengths.mean())) if rows else 1.0
         self._scopes: dict[Scope, np.ndarray] = {}
         self.nbytes = (
             self.vectors.nbytes
-            + sum(len(memory.text) for memory in self.memories)
+            + sum(len(row[TEXT]) for row in rows)
             + sum(len(lexeme) + 120 for lexeme in self.postings)
             + MEMORY_OVERHEAD_BYTES * len(rows)
         )
+
+    def memory(self, memory_id: int) -> Memory:
+        position = self.positions[memory_id]
+        memory = self._memories[position]
+        if memory is None:  # two threads may both make it: the same values either way
+            memory = self._memories[position] = memory_from_row(self.rows[position])
+        return memory
 
     def admitted(self, scope: Scope) -> np.ndarray:
         mask = self._scopes.get(scope)
         if mask is None:
             mask = np.fromiter(
-                (scope.admits(memory.sector, memory.extra_sectors, memory.kind) for memory in self.memories),
+                (scope.admits(row[SECTOR], extra_sectors(row), row[KIND]) for row in self.rows),
                 dtype=bool,
-                count=len(self.memories),
+                count=len(self.rows),
             )
             self._scopes[scope] = mask  # a handful of scopes per caller: the sectors an agent asks for
         return mask
@@ -157,15 +198,15 @@ class CallerEntry:
     def lexical(self, lexemes: Sequence[str], admitted: np.ndarray, limit: int) -> list[int]:
         """The ids of the best `limit` admitted memories by BM25 over `lexemes`, ties by id."""
         bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
-        memories = max(len(self.memories), bound)
-        scores = np.zeros(len(self.memories))
-        matched = np.zeros(len(self.memories), dtype=bool)
+        memories = max(len(self.rows), bound)
+        scores = np.zeros(len(self.rows))
+        matched = np.zeros(len(self.rows), dtype=bool)
         for lexeme in lexemes:
             posting = self.postings.get(lexeme)
-            if posting is None or len(posting[0]) > bound:
+            if posting is None or len(posting) > bound:
                 continue
-            rows, frequencies = posting
-            documents = len(rows)
+            rows, frequencies = np.array(posting, dtype=np.intp).T
+            documents = len(posting)
             weight = math.log(1 + (memories - documents + 0.5) / (documents + 0.5))
             scores[rows] += (
                 weight
@@ -218,7 +259,7 @@ class CallerCache:
         terms = " ".join(query_terms(query)) if hybrid else ""
         lexical_ids = entry.lexical(query_lexemes(config(), terms), admitted, limit) if terms else []
         wanted = {match.memory_id for match in matches} | set(lexical_ids)
-        memories = {memory.pk: memory for memory in entry.memories if memory.pk in wanted}
+        memories = {memory_id: entry.memory(memory_id) for memory_id in wanted}
         return matches, lexical_ids, memories
 
     @fail_open(default=lambda: None)
@@ -277,8 +318,7 @@ class CallerCache:
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
         sql = (
             f"SELECT {result_columns('memory')}, memory.embedding, "
-            "ARRAY(SELECT entry.lexeme FROM unnest(memory.search_vector) AS entry), "
-            "ARRAY(SELECT COALESCE(array_length(entry.positions, 1), 1) FROM unnest(memory.search_vector) AS entry) "
+            "memory.search_vector::text "
             f"FROM {TABLE} AS memory WHERE memory.space_id = %s AND memory.user_id = %s "
             "AND memory.superseded_by_id IS NULL ORDER BY memory.id"
         )

@@ -11,7 +11,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from memories import hybrid_sql
-from memories.caller_cache import EVERYONE_KEY, QUERIES, CallerCache, callers, everyone_changed, token_key
+from memories.caller_cache import (
+    EVERYONE_KEY,
+    QUERIES,
+    CallerCache,
+    callers,
+    everyone_changed,
+    parse_tsvector,
+    token_key,
+)
 from memories.models import Memory, text_fingerprint
 from memories.owners import default_owner
 from memories.query import query_memories
@@ -79,6 +87,30 @@ def test_the_copy_finds_what_the_statement_finds(alice, settings, scope, bound):
                 for field in ("text", "kind", "sector", "extra_sectors", "occurred_at", "salience", "user_id"):
                     assert getattr(memory, field) == getattr(expected_rows[memory_id], field)
         assert callers.candidates(embedding, query, owner, scope, 6, hybrid=False)[1] == []
+
+
+TEXT = "It's O'Brien's path/to 'quoted' dog dog dog, co-op 3.14 e-mail@x.org; Zoë naïve ünïcode 東京 ok"
+LITERAL = "'it''s':1,3 'back\\\\slash':2 'both''\\\\':5B plain:4A 'stripped'"  # lexemes to_tsvector never makes
+
+
+@pytest.mark.parametrize(
+    "vector",
+    ["to_tsvector('simple', %s)", "to_tsvector('english', %s)", "%s::tsvector"],
+    ids=["simple", "english", "literal"],
+)
+def test_tsvector_text_is_read_as_postgresql_unnests_it(vector):
+    value = LITERAL if vector.startswith("%s") else TEXT
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT ({vector})::text, ARRAY(SELECT lexeme FROM unnest({vector})), "
+            f"ARRAY(SELECT COALESCE(array_length(positions, 1), 1) FROM unnest({vector})), strip({vector})::text",
+            [value] * 4,
+        )
+        written, lexemes, frequencies, stripped = cursor.fetchone()
+    assert len(lexemes) >= 5
+    assert parse_tsvector(written) == list(zip(lexemes, frequencies, strict=True))
+    assert parse_tsvector(stripped) == [(lexeme, 1) for lexeme in lexemes]
+    assert parse_tsvector("") == parse_tsvector(None) == []
 
 
 def test_a_second_query_is_answered_from_the_copy(alice):
