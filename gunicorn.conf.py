@@ -13,6 +13,11 @@ bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_WORKERS", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "8"))
+# Each worker listens on its own socket (SO_REUSEPORT) and the kernel spreads new connections over them. On one
+# shared socket, whichever worker woke first accepted a burst of keep-alive connections and kept them: 32 clients
+# got 560 to 1,340 memory-tool answers a second depending on the draw, with one worker's core idle (each process
+# is bound to one core by the GIL); on their own sockets, 1,220 to 1,330 every time (docs/benchmarks.md).
+reuse_port = os.environ.get("WEB_REUSE_PORT", "1") != "0"
 # Longer than any request's own budget (the tool answers within TOOL_TIME_BUDGET_SECONDS, 3 s by default).
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 30

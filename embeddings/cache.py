@@ -41,6 +41,12 @@ class EmbeddingCache:
         return self.backend.get_many_counted(list(keys), count=count)
 
     @fail_open(default=lambda: None)
+    def lookup_riding(self, keys: Iterable[str], riders: Iterable[str]) -> dict[str, bytes] | None:
+        """`lookup` (counted), with the values of the `riders` keys read in the same round trip and not counted;
+        None when the cache could not be read (an empty dict means nothing was found)."""
+        return self.backend.get_many_counted(list(keys), count=True, uncounted=list(riders))
+
+    @fail_open(default=lambda: None)
     def store(self, values: Mapping[str, bytes]) -> None:
         if values:
             caches[self.alias].set_many(dict(values))

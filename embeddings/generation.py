@@ -53,6 +53,16 @@ def generate_embedding(text: str, deadline: float | None = None) -> np.ndarray:
     return generate_embeddings_batch([text], deadline=deadline)[0]
 
 
+def generate_embedding_riding(
+    text: str, riders: Sequence[str], deadline: float | None = None
+) -> tuple[np.ndarray, dict[str, bytes] | None]:
+    """generate_embedding, and the values of `riders` (other keys of the embedding cache) read in the cache's
+    same round trip: a round trip fewer for memories.caller_cache's tokens. The values are None when the cache
+    could not be read."""
+    vectors, riding = _embeddings([text], deadline, riders)
+    return vectors[0], riding
+
+
 def cached_embeddings(texts: Iterable[str]) -> dict[str, np.ndarray]:
     """The embeddings of `texts` that are in the cache now, by text; never calls the provider.
 
@@ -79,16 +89,27 @@ def generate_embeddings_batch(texts: Sequence[str], deadline: float | None = Non
     Raises EmbeddingInputError (before any request) for an empty or over-long text, and
     EmbeddingProviderError when the provider fails after its retries or answers something unusable.
     """
+    return _embeddings(texts, deadline)[0]
+
+
+def _embeddings(
+    texts: Sequence[str], deadline: float | None, riders: Sequence[str] = ()
+) -> tuple[list[np.ndarray], dict[str, bytes] | None]:
     texts = [validate_text(text, position) for position, text in enumerate(texts)]
     if not texts:
-        return []
+        return [], {}
     provider = get_provider()
     keys = [cache_key_for(text, provider) for text in texts]
     distinct = dict(zip(keys, texts, strict=True))
     cache = get_embedding_cache()
 
     vectors: dict[str, bytes] = {}
-    for key, value in cache.lookup(distinct).items():
+    found = cache.lookup_riding(distinct, riders) if riders else cache.lookup(distinct)
+    riding = None if found is None else {key: found[key] for key in riders if key in found}
+    for key in distinct:
+        value = (found or {}).get(key)
+        if value is None:
+            continue
         if problem := vector_problem(value, provider.dimensions):
             logger.warning("discarding a malformed embedding cache entry", extra={"key": key, "problem": problem})
         else:
@@ -96,7 +117,7 @@ def generate_embeddings_batch(texts: Sequence[str], deadline: float | None = Non
     missing = {key: text for key, text in distinct.items() if key not in vectors}
     if missing:
         vectors.update(_embed_missing(provider, missing, deadline))
-    return [decode_vector(vectors[key], provider.dimensions) for key in keys]
+    return [decode_vector(vectors[key], provider.dimensions) for key in keys], riding
 
 
 def _embed_missing(provider: EmbeddingProvider, missing: dict[str, str], deadline: float | None) -> dict[str, bytes]:

@@ -41,15 +41,18 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import caches
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connection, transaction
+from django.dispatch import receiver
 from prometheus_client import Counter
 
 from core.requests import REGISTRY
+from embeddings.cache import embedding_backend_name
 from embeddings.failure_policy import CacheFailurePolicy, fail_open
 from memories.models import Memory
 from memories.owners import Owner
@@ -62,7 +65,10 @@ from memories.vector_plans import plans
 logger = logging.getLogger(__name__)
 
 TABLE = Memory._meta.db_table
-CACHE_ALIAS = "default"
+# The tokens live beside the embeddings, in their cache's Redis: the query's embedding and the caller's two tokens
+# are read in one round trip (embeddings.generation.generate_embedding_riding).
+CACHE_ALIAS = "embeddings"
+UNREAD = object()
 EVERYONE_KEY = "caller-cache:everyone"
 OWNER_TOKEN_SECONDS = 86_400  # far longer than an entry lives; an expired token only means one reload
 # Besides the vector and the text: the row, its share of the postings, and the Memory instance once a query has
@@ -81,14 +87,25 @@ QUERIES = Counter(
 )
 
 
+@functools.lru_cache(maxsize=65_536)
 def token_key(owner: Owner) -> str:
     """The caller's token's key: a hash, so no user id is written into Redis key names."""
     return "caller-cache:" + hashlib.sha256(owner.key.encode()).hexdigest()[:32]
 
 
+def token_keys(owner: Owner) -> tuple[str, str]:
+    """The keys of the two tokens a copy of `owner` is checked against: theirs and everyone's."""
+    return token_key(owner), EVERYONE_KEY
+
+
+def new_token() -> bytes:
+    return secrets.token_hex(8).encode()  # bytes: the embedding cache stores raw bytes only
+
+
+@functools.cache
 def shared_cache_configured() -> bool:
     """Whether the default cache is one every process shares (Redis); a per-process cache cannot carry tokens."""
-    return settings.CACHES.get(CACHE_ALIAS, {}).get("BACKEND", "").startswith("django_redis.")
+    return embedding_backend_name(CACHE_ALIAS) == "EmbeddingRedisCache"
 
 
 @functools.lru_cache(maxsize=8192)
@@ -134,14 +151,15 @@ class CallerEntry:
     """One caller's current memories, as loaded under `tokens`. Their Memory instances are made when a query
     first returns them (making all of them up front was most of a load)."""
 
-    def __init__(self, tokens: tuple[str, str], rows: Sequence[Sequence], expires: float):
+    def __init__(self, tokens: tuple[bytes, bytes], rows: Sequence[Sequence], expires: float):
         width = len(RESULT_ATTNAMES)
         self.tokens = tokens
         self.expires = expires
         self.rows = [row[:width] for row in rows]
         self._memories: list[Memory | None] = [None] * len(rows)
         self.ids = np.fromiter((row[ID] for row in rows), dtype=np.int64, count=len(rows))
-        self.positions = {int(memory_id): position for position, memory_id in enumerate(self.ids)}
+        self.ids_list = [int(memory_id) for memory_id in self.ids]
+        self.positions = {memory_id: position for position, memory_id in enumerate(self.ids_list)}
         dimensions = Memory._meta.get_field("embedding").dimensions
         self.vectors = (
             np.vstack([row[width].to_numpy() for row in rows]).astype(np.float32, copy=False)  # pgvector's Vector
@@ -158,8 +176,8 @@ class CallerEntry:
             lengths.append(len(entries))
             for lexeme, frequency in entries:
                 self.postings.setdefault(lexeme, []).append((position, frequency))
-        self.lengths = np.array(lengths, dtype=np.float64)
-        self.mean_length = max(1.0, float(self.lengths.mean())) if rows else 1.0
+        self.lengths = lengths
+        self.mean_length = max(1.0, sum(lengths) / len(lengths)) if rows else 1.0
         self._scopes: dict[Scope, np.ndarray] = {}
         self.nbytes = (
             self.vectors.nbytes
@@ -197,27 +215,21 @@ class CallerEntry:
 
     def lexical(self, lexemes: Sequence[str], admitted: np.ndarray, limit: int) -> list[int]:
         """The ids of the best `limit` admitted memories by BM25 over `lexemes`, ties by id."""
+        # Plain Python: a query's few words are in a few memories each, where numpy's per-call cost dominates.
         bound = settings.MEMORY_LEXICAL_MAX_DOCUMENTS
         memories = max(len(self.rows), bound)
-        scores = np.zeros(len(self.rows))
-        matched = np.zeros(len(self.rows), dtype=bool)
+        scores: dict[int, float] = {}
         for lexeme in lexemes:
             posting = self.postings.get(lexeme)
             if posting is None or len(posting) > bound:
                 continue
-            rows, frequencies = np.array(posting, dtype=np.intp).T
             documents = len(posting)
-            weight = math.log(1 + (memories - documents + 0.5) / (documents + 0.5))
-            scores[rows] += (
-                weight
-                * frequencies
-                * (BM25_K1 + 1)
-                / (frequencies + BM25_K1 * (1 - BM25_B + BM25_B * self.lengths[rows] / self.mean_length))
-            )
-            matched[rows] = True
-        rows = np.flatnonzero(matched & admitted)
-        order = rows[np.lexsort((self.ids[rows], -scores[rows]))][:limit]
-        return [int(self.ids[row]) for row in order]
+            weight = math.log(1 + (memories - documents + 0.5) / (documents + 0.5)) * (BM25_K1 + 1)
+            for position, frequency in posting:
+                normalised = BM25_K1 * (1 - BM25_B + BM25_B * self.lengths[position] / self.mean_length)
+                scores[position] = scores.get(position, 0.0) + weight * frequency / (frequency + normalised)
+        ranked = sorted((-score, self.ids_list[position]) for position, score in scores.items() if admitted[position])
+        return [memory_id for _, memory_id in ranked[:limit]]
 
 
 class CallerCache:
@@ -240,12 +252,20 @@ class CallerCache:
         return settings.MEMORY_CALLER_CACHE_MB > 0 and connection.vendor == "postgresql" and shared_cache_configured()
 
     def candidates(
-        self, embedding: np.ndarray, query: str, owner: Owner, scope: Scope, limit: int, hybrid: bool
+        self,
+        embedding: np.ndarray,
+        query: str,
+        owner: Owner,
+        scope: Scope,
+        limit: int,
+        hybrid: bool,
+        read: Mapping[str, bytes] | object | None = UNREAD,
     ) -> tuple[list[VectorMatch], list[int], dict[int, Memory]] | None:
         """hybrid_sql.candidates' answer from this process's copy of the caller, loading it when it is missing,
         outdated or expired; None when the copy cannot be trusted now (the shared cache unreachable) or the
-        caller is too big to hold (the caller then takes the database path)."""
-        tokens = self.tokens(owner)
+        caller is too big to hold (the caller then takes the database path). `read` is what the embedding's
+        lookup read of `token_keys(owner)` (None: the cache could not be read); by default they are read now."""
+        tokens = self.tokens(owner, read)
         entry = None if tokens is None else self._current(owner, tokens)
         if entry is not None:
             QUERIES.labels("hit").inc()
@@ -263,16 +283,19 @@ class CallerCache:
         return matches, lexical_ids, memories
 
     @fail_open(default=lambda: None)
-    def tokens(self, owner: Owner) -> tuple[str, str] | None:
-        """(the caller's token, everyone's) in one round trip; a missing one is created."""
-        if self._owed:
+    def tokens(self, owner: Owner, read: Mapping[str, bytes] | object | None = UNREAD) -> tuple[bytes, bytes] | None:
+        """(the caller's token, everyone's), from `read` or in one round trip; a missing one is created."""
+        if read is None:
+            return None
+        if self._owed:  # owed replacements first: a token read before them may be outdated
             self._pay_debts()
+            read = UNREAD
         cache = caches[CACHE_ALIAS]
-        keys = (token_key(owner), EVERYONE_KEY)
-        found = cache.get_many(keys)
+        keys = token_keys(owner)
+        found = dict(cache.get_many(keys) if read is UNREAD else read)
         for key in keys:
             if key not in found:  # first use, or evicted: a new token (another process's, if it was quicker)
-                cache.add(key, secrets.token_hex(8), None if key == EVERYONE_KEY else OWNER_TOKEN_SECONDS)
+                cache.add(key, new_token(), None if key == EVERYONE_KEY else OWNER_TOKEN_SECONDS)
                 found[key] = cache.get(key)
                 if found[key] is None:
                     return None
@@ -292,9 +315,9 @@ class CallerCache:
         with self._lock:
             owed, self._owed = self._owed, set()
         try:
-            tokens = {token_key(owner): secrets.token_hex(8) for owner in owed if owner is not None}
+            tokens = {token_key(owner): new_token() for owner in owed if owner is not None}
             if None in owed:
-                caches[CACHE_ALIAS].set(EVERYONE_KEY, secrets.token_hex(8), None)
+                caches[CACHE_ALIAS].set(EVERYONE_KEY, new_token(), None)
             if tokens:
                 caches[CACHE_ALIAS].set_many(tokens, OWNER_TOKEN_SECONDS)
         except Exception:
@@ -302,7 +325,7 @@ class CallerCache:
                 self._owed |= owed
             raise
 
-    def _current(self, owner: Owner, tokens: tuple[str, str]) -> CallerEntry | None:
+    def _current(self, owner: Owner, tokens: tuple[bytes, bytes]) -> CallerEntry | None:
         with self._lock:
             entry = self._entries.get(owner)
             if entry is None:
@@ -313,7 +336,7 @@ class CallerCache:
             self._entries.move_to_end(owner)
             return entry
 
-    def _load(self, owner: Owner, tokens: tuple[str, str]) -> CallerEntry | None:
+    def _load(self, owner: Owner, tokens: tuple[bytes, bytes]) -> CallerEntry | None:
         """The caller's current memories, in one statement; None (and nothing kept) past the exact plan's size."""
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
         sql = (
@@ -417,3 +440,9 @@ def memory_saved(sender, instance: Memory, using: str, **kwargs) -> None:
 def everyone_migrated(using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
     """post_migrate of this app: a migration may have rewritten any memory."""
     everyone_changed(using)
+
+
+@receiver(setting_changed)
+def settings_changed(setting: str, **kwargs) -> None:
+    if setting == "CACHES":  # the tests' settings fixture
+        shared_cache_configured.cache_clear()

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from embeddings.generation import generate_embedding
+from embeddings.generation import generate_embedding, generate_embedding_riding
 from memories import hybrid_sql
-from memories.caller_cache import callers
+from memories.caller_cache import callers, token_keys
 from memories.models import Memory
 from memories.owners import Owner
 from memories.reinforcement import buffer as reinforcements
 from memories.scoring import ScoredMemory, rank, reciprocal_rank_fusion
-from memories.search import expand_via_links, load_results, scored
+from memories.search import expand_via_links, is_owned_by, load_results, scored
 from memories.search_backends import Scope, get_search_backend
 from memories.sectors import SectorGuess, guess_sectors
 from memories.text_search import lexical_candidates
@@ -75,16 +75,20 @@ def query_memories(
     retrieval = retrieval or Retrieval.from_settings()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    embedding = generate_embedding(query, deadline=deadline)
+    one_statement = hybrid_sql.applies(owner)  # most users
+    if one_statement and callers.enabled():  # the caller's copy's tokens ride with the embedding's lookup
+        embedding, tokens = generate_embedding_riding(query, token_keys(owner), deadline=deadline)
+    else:
+        embedding, tokens = generate_embedding(query, deadline=deadline), None
     timings["embed"] = _ms_since(started)
 
     started = time.perf_counter()
     candidates = limit * settings.MEMORY_CANDIDATE_FACTOR
     scope = Scope.of(sectors, retrieval.kinds)
-    if hybrid_sql.applies(owner):  # most users: this process's copy of them, else one statement
+    if one_statement:  # this process's copy of the caller, else one statement
         found = None
         if callers.enabled():
-            found = callers.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid)
+            found = callers.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid, tokens)
         if found is None:
             found = hybrid_sql.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid)
         matches, lexical_ids, memories = found
@@ -123,7 +127,7 @@ def candidates_of(
     by_id = {item.memory.pk: item for item in dense}
     for memory_id in lexical_ids:
         memory = memories.get(memory_id)
-        if memory_id not in by_id and memory is not None and memory.owner == owner:
+        if memory_id not in by_id and memory is not None and is_owned_by(memory, owner):
             by_id[memory_id] = ScoredMemory(memory=memory, similarity=0.0)
     for memory_id, item in by_id.items():
         item.relevance = fused.get(memory_id, 0.0)

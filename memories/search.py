@@ -69,8 +69,13 @@ def scored(matches: Sequence[VectorMatch], memories: dict[int, Memory], owner: O
     return [
         ScoredMemory(memory=memories[match.memory_id], similarity=match.similarity)
         for match in matches
-        if match.memory_id in memories and memories[match.memory_id].owner == owner
+        if match.memory_id in memories and is_owned_by(memories[match.memory_id], owner)
     ]
+
+
+def is_owned_by(memory: Memory, owner: Owner) -> bool:
+    """memory.owner == owner, without building an Owner (the query path asks it of every candidate)."""
+    return memory.user_id == owner.user_id and memory.space_id == owner.space_id
 
 
 def load_results(ids: Collection[int], owner: Owner) -> dict[int, Memory]:

@@ -7,10 +7,14 @@ from typing import Any
 
 class EmbeddingCacheBackend(ABC):
     @abstractmethod
-    def get_many_counted(self, keys: Iterable[str], count: bool = True) -> dict[str, bytes]:
+    def get_many_counted(
+        self, keys: Iterable[str], count: bool = True, uncounted: Iterable[str] = ()
+    ) -> dict[str, bytes]:
         """Values of the keys present, in one round trip; hits refresh recency.
 
-        With `count`, hits and misses are added to the shared counters in that same round trip.
+        With `count`, hits and misses of `keys` are added to the shared counters in that same round trip. The
+        `uncounted` keys are read in the same round trip and never counted (values that ride along with an
+        embedding's lookup: memories.caller_cache's tokens).
         """
 
     @abstractmethod

@@ -68,12 +68,16 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
             elif amount:
                 pipeline.hincrby(self.stats_key, name, int(amount))
 
-    def get_many_counted(self, keys: Iterable[str], count: bool = True) -> dict[str, bytes]:
+    def get_many_counted(
+        self, keys: Iterable[str], count: bool = True, uncounted: Iterable[str] = ()
+    ) -> dict[str, bytes]:
         keys = list(dict.fromkeys(keys))
+        riders = [key for key in dict.fromkeys(uncounted) if key not in keys]
         found: dict[str, bytes] = {}
-        for start in range(0, len(keys), MAX_KEYS_PER_MGET):
+        for start in range(0, max(len(keys), 1 if riders else 0), MAX_KEYS_PER_MGET):
             chunk = keys[start : start + MAX_KEYS_PER_MGET]
-            made = [self.client.make_key(key) for key in chunk]
+            ride = riders if start == 0 else []  # in the first MGET
+            made = [self.client.make_key(key) for key in chunk + ride]
             flush = self._take_pending(force=False) if count else {}
             if flush:
                 pipeline = self.redis().pipeline(transaction=False)
@@ -87,10 +91,13 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
             else:
                 values = self.redis().mget(made)
             hits = 0
-            for key, value in zip(chunk, values, strict=True):
+            for key, value in zip(chunk, values, strict=False):
                 if value is not None:
                     found[key] = bytes(value)
                     hits += 1
+            for key, value in zip(ride, values[len(chunk) :], strict=True):
+                if value is not None:
+                    found[key] = bytes(value)
             if count:
                 self._counts.add(hits, len(chunk) - hits)
         return found

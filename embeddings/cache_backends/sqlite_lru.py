@@ -99,8 +99,12 @@ class SQLiteLRUCache(BaseCache, EmbeddingCacheBackend):
 
     # --- the embedding-cache interface --------------------------------------------------------------------
 
-    def get_many_counted(self, keys: Iterable[str], count: bool = True) -> dict[str, bytes]:
-        return self._lookup(keys, count=count, version=None)
+    def get_many_counted(
+        self, keys: Iterable[str], count: bool = True, uncounted: Iterable[str] = ()
+    ) -> dict[str, bytes]:
+        found = self._lookup(keys, count=count, version=None)
+        uncounted = [key for key in uncounted if key not in found]
+        return {**found, **self._lookup(uncounted, count=False, version=None)} if uncounted else found
 
     def _lookup(self, keys: Iterable[str], *, count: bool, version: int | None) -> dict[str, bytes]:
         key_map = {self.make_and_validate_key(key, version=version): key for key in keys}

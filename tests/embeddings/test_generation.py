@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from embeddings.errors import EmbeddingDimensionsError, EmbeddingInputError, EmbeddingProviderError
-from embeddings.generation import generate_embedding, generate_embeddings_batch
+from embeddings.generation import generate_embedding, generate_embedding_riding, generate_embeddings_batch
 from embeddings.statistics import collect_statistics
 from testkit.fake_openai import fake_vector
 
@@ -28,6 +28,20 @@ def test_second_batch_is_served_from_the_cache_and_only_misses_reach_the_provide
     assert inputs == [["a one", "b two"], ["c three"]]
     stats = collect_statistics()
     assert (stats.hits, stats.misses, stats.provider_calls) == (2, 3, 2)
+
+
+def test_riding_keys_are_read_with_the_embedding_and_never_counted(fake_openai):
+    from django.core.cache import caches
+
+    generate_embedding("a one")  # a miss, then cached
+    caches["embeddings"].set("rider:present", b"token", None)
+    vector, riding = generate_embedding_riding("a one", ["rider:present", "rider:absent"])
+    assert np.allclose(vector, fake_vector("a one", 1536))
+    assert riding == {"rider:present": b"token"}
+    vector, riding = generate_embedding_riding("b two", ["rider:present"])  # a miss still rides
+    assert np.allclose(vector, fake_vector("b two", 1536)) and riding == {"rider:present": b"token"}
+    stats = collect_statistics()
+    assert (stats.hits, stats.misses) == (1, 2)  # the embeddings' lookups only
 
 
 def test_misses_are_chunked_by_the_input_limit(fake_openai, settings):

@@ -27,7 +27,7 @@ from memories.services import NewMemory, create_memory, forget_user
 from memories.vector_plans import Plan, plans
 from testkit.elevenlabs import TOOL_SECRET, TOOL_URL
 from testkit.processes import Gunicorn
-from tests.conftest import app_env
+from tests.conftest import app_env, redis_embedding_cache_config
 from tests.factories import make_memory, near, random_unit_vector
 from tests.memories.hybrid_data import QUERIES as QUESTIONS
 from tests.memories.hybrid_data import SCOPES
@@ -122,6 +122,23 @@ def test_a_second_query_is_answered_from_the_copy(alice):
     assert callers.info()["callers"] == 1
 
 
+def test_the_tokens_ride_in_the_embeddings_round_trip(alice, settings, private_redis_factory):
+    """A query of a caller whose copy is current sends Redis one command: the MGET of the query's embedding and the
+    caller's two tokens (and, at most once a second, the hit counters in the same pipeline)."""
+    owner = alice[0]
+    redis = private_redis_factory()
+    settings.CACHES = {**settings.CACHES, "embeddings": redis_embedding_cache_config(redis.url)}
+    query_memories(owner, "dog thunder", limit=3)  # embeds, loads the copy
+    client = caches["embeddings"].redis()
+    client.config_resetstat()
+    hits = counted("hit")
+    query_memories(owner, "dog thunder", limit=3)
+    commands = {name: stats["calls"] for name, stats in client.info("commandstats").items()}
+    assert counted("hit") == hits + 1
+    assert commands.pop("cmdstat_mget") == 1
+    assert set(commands) <= {"cmdstat_hincrby", "cmdstat_config|resetstat", "cmdstat_info"}, commands
+
+
 def test_a_write_in_this_process_is_seen_by_the_next_query(alice):
     owner = alice[0]
     assert all("zeppelin" not in item.memory.text for item in query_memories(owner, "zeppelin").memories)
@@ -159,11 +176,11 @@ def test_whole_table_changes_replace_everyones_token(alice, django_capture_on_co
     other_process = CallerCache()
     embedding = near(base, 0.7, rng)
     candidates(other_process, owner, embedding)
-    everyone = caches["default"].get(EVERYONE_KEY)
+    everyone = caches["embeddings"].get(EVERYONE_KEY)
     new = insert_behind_the_cache(owner, "A zeppelin", embedding)
     with django_capture_on_commit_callbacks(execute=True):
         everyone_changed()
-    assert caches["default"].get(EVERYONE_KEY) != everyone
+    assert caches["embeddings"].get(EVERYONE_KEY) != everyone
     assert new in ids(candidates(other_process, owner, embedding, "zeppelin"))
 
 
@@ -177,9 +194,9 @@ def test_a_write_is_replaced_once_per_transaction_and_a_rollback_loses_nothing(
         for text in ("one", "two", "three"):
             make_memory("alice", f"alice says {text}")
             make_memory("bob", f"bob says {text}")
-    tokens = [caches["default"].get(token_key(who)) for who in (owner, bob)]
+    tokens = [caches["embeddings"].get(token_key(who)) for who in (owner, bob)]
     hooks[0]()  # the first hook replaces both callers' tokens, in one round trip; the others have nothing left
-    assert [caches["default"].get(token_key(who)) for who in (owner, bob)] != tokens
+    assert [caches["embeddings"].get(token_key(who)) for who in (owner, bob)] != tokens
 
     other_process = CallerCache()
     embedding = near(base, 0.7, rng)
@@ -198,7 +215,7 @@ def test_an_evicted_token_is_a_new_token_never_an_old_one(alice):
     embedding = near(base, 0.7, rng)
     candidates(other_process, owner, embedding)
     new = insert_behind_the_cache(owner, "A zeppelin", embedding)
-    caches["default"].delete(token_key(owner))  # Redis's LRU evicted it
+    caches["embeddings"].delete(token_key(owner))  # Redis's LRU evicted it
     assert new in ids(candidates(other_process, owner, embedding, "zeppelin"))
 
 
@@ -220,19 +237,12 @@ def test_unreachable_redis_means_the_database_and_owed_tokens_are_paid_later(
 ):
     owner, base, rng = alice
     redis = private_redis_factory()
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis.url,
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.25, "SOCKET_TIMEOUT": 0.25},
-        },
-    }
+    settings.CACHES = {**settings.CACHES, "embeddings": redis_embedding_cache_config(redis.url)}
     settings.EMBEDDING_CACHE_RETRY_AFTER = 0
     process = CallerCache()
     embedding = near(base, 0.7, rng)
     candidates(process, owner, embedding)
-    old_token = caches["default"].get(token_key(owner))
+    old_token = caches["embeddings"].get(token_key(owner))
     redis.stop()
     database = counted("database")
     assert candidates(process, owner, embedding) is None  # not trusted: the caller takes the database path
@@ -240,9 +250,9 @@ def test_unreachable_redis_means_the_database_and_owed_tokens_are_paid_later(
     assert query_memories(owner, "dog thunder", limit=2).memories  # and is answered
     process.replace_tokens({owner})  # a write this process committed while Redis was down
     redis.start()  # same port, and (as if it had kept its data) the old token back
-    caches["default"].set(token_key(owner), old_token, None)
+    caches["embeddings"].set(token_key(owner), old_token, None)
     candidates(process, owner, embedding)  # the owed token is replaced before any is read
-    assert caches["default"].get(token_key(owner)) not in (old_token, None)
+    assert caches["embeddings"].get(token_key(owner)) not in (old_token, None)
 
 
 def test_the_budget_keeps_the_most_recent_callers(settings, django_capture_on_commit_callbacks):
