@@ -42,3 +42,12 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    """Once the application is loaded: what is alive now (Django, the libraries, the model) lives as long as the
+    process, so the garbage collector stops walking it. A full collection walked 136,000 such objects, about
+    70 ms that any request could wait behind; now it walks what requests and callers' copies made since."""
+    import gc
+
+    gc.freeze()

@@ -44,6 +44,8 @@ def memory_from_row(values: Sequence) -> Memory:
     values = list(values)
     if isinstance(values[_EXTRA_SECTORS], str):  # Django has psycopg hand jsonb over as text
         values[_EXTRA_SECTORS] = json.loads(values[_EXTRA_SECTORS])
+    elif isinstance(values[_EXTRA_SECTORS], tuple):  # as memories.caller_cache keeps it
+        values[_EXTRA_SECTORS] = list(values[_EXTRA_SECTORS])
     return Memory.from_db(connection.alias, RESULT_ATTNAMES, values)
 
 
