@@ -328,7 +328,9 @@ def main() -> None:
                     for endpoint, who, path, bodies, client_counts in run:
                         if stack == "production":
                             vacuum(env)
-                        run_wrk(port, path, bodies, 2, min(2.0, args.duration))  # warm-up, not reported
+                        # Warm-up, not reported: 8 connections, so that every worker (each has its own socket,
+                        # gunicorn.conf.py's reuse_port) serves some of them and loads its copies of the callers.
+                        run_wrk(port, path, bodies, 8, min(2.0, args.duration))
                         for count in client_counts:
                             wait_until_idle(port, args.workers * args.threads)
                             result = run_wrk(port, path, bodies, count, args.duration)
