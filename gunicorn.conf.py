@@ -17,7 +17,8 @@ threads = int(os.environ.get("WEB_THREADS", "8"))
 # shared socket, whichever worker woke first accepted a burst of keep-alive connections and kept them: 32 clients
 # got 560 to 1,340 memory-tool answers a second depending on the draw, with one worker's core idle (each process
 # is bound to one core by the GIL); on their own sockets, 1,220 to 1,330 every time (docs/benchmarks.md).
-reuse_port = os.environ.get("WEB_REUSE_PORT", "1") != "0"
+# Not for a Unix socket: each worker would make its own file, replacing the last one's.
+reuse_port = os.environ.get("WEB_REUSE_PORT", "1") != "0" and not bind.startswith("unix:")
 # Longer than any request's own budget (the tool answers within TOOL_TIME_BUDGET_SECONDS, 3 s by default).
 timeout = int(os.environ.get("WEB_TIMEOUT", "30"))
 graceful_timeout = 30
@@ -50,4 +51,5 @@ def post_worker_init(worker):
     70 ms that any request could wait behind; now it walks what requests and callers' copies made since."""
     import gc
 
+    gc.collect()  # the start-up's garbage first, or it would be kept forever
     gc.freeze()

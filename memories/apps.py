@@ -7,7 +7,7 @@ class MemoriesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_migrate, post_save
+        from django.db.models.signals import post_migrate, post_save
 
         from memories import checks  # noqa: F401 - registers the system checks
         from memories.caller_cache import everyone_migrated, memory_saved
@@ -17,9 +17,9 @@ class MemoriesConfig(AppConfig):
         register_forgetter("vector_indexes", forget_user_index)
         post_migrate.connect(ensure_text_index, sender=self, dispatch_uid="memories-text-index")
         post_migrate.connect(ensure_default_space, sender=self, dispatch_uid="memories-default-space")
-        # Every write of a memory, whatever path made it, outdates the web processes' copies of its caller.
+        # Every save of a memory, whatever path made it, outdates the web processes' copies of its caller (deletions
+        # say so themselves: memories.services).
         post_save.connect(memory_saved, sender="memories.Memory", dispatch_uid="memories-caller-cache-save")
-        post_delete.connect(memory_saved, sender="memories.Memory", dispatch_uid="memories-caller-cache-delete")
         post_migrate.connect(everyone_migrated, sender=self, dispatch_uid="memories-caller-cache-migrate")
 
 

@@ -1,33 +1,35 @@
-"""Callers' memories held in the web process: a caller's memory query without a database round trip.
+"""Callers' memories held in the web process: a caller's memory query without the database's statement.
 
 A caller in a call asks several questions within minutes, each against the same few hundred memories. On the
 database path every one costs the hybrid statement (memories.hybrid_sql): about 1.1 ms of round trip and
 planning, and at 32 concurrent clients about 1.6 ms of PostgreSQL's CPU a query, more than the rest of the tool
 (docs/benchmarks.md). Here the first query of a caller loads their current memories once (rows, vectors and
-the words of each stored tsvector); the next ones compute the same candidates in numpy.
+the words of each stored tsvector); the next ones compute the same candidates in-process.
 
 How it stays right:
-- An entry was loaded under two tokens, random strings in the shared cache (Redis): the caller's and
-  everyone's. Each query reads both in one round trip and uses the entry only if they are still the ones it
-  was loaded under; otherwise the caller is loaded afresh.
+- An entry was loaded under two tokens, random bytes in the embedding cache's Redis: the caller's and
+  everyone's. Each query reads both in the MGET of its embedding (embeddings.generation.generate_embedding_riding)
+  and uses the entry only if they are still the ones it was loaded under; otherwise the caller is loaded afresh.
 - Every write of a caller's memories replaces the caller's token once its transaction commits (`caller_changed`:
-  Memory.save, deletions, forgetting) and drops this process's entry at once; whole-table changes (re-embedding,
-  resizing the vectors, migrations) replace everyone's (`everyone_changed`). Random rather than counted: a
-  token evicted from Redis comes back as a new one, never as an old value an entry could still match.
+  Memory's post_save, services' deletions and forgetting, re-embedding) and drops this process's entry at once;
+  whole-table changes (resizing the vectors, rebuilding the text index, migrations) replace everyone's
+  (`everyone_changed`). Every process that writes replaces tokens, copies of its own or not. Random rather than
+  counted: a token evicted from Redis comes back as a new one, never as an old value an entry could still match.
 - An entry is used for MEMORY_CALLER_CACHE_SECONDS at most, which bounds what the tokens do not see: a
   reinforcement's salience and access counts (which the default ranking does not read), a write made in raw
   SQL, a token that could not be replaced while Redis was unreachable (replaced as soon as it is back).
 - Redis unreachable: queries take the database path.
 
-It serves users on the exact plan (fewer than MEMORY_HNSW_MIN_USER_MEMORIES memories) on PostgreSQL with a
-shared default cache; the embedded stack's search is in-process already, and its caches are not shared between
-processes. At most MEMORY_CALLER_CACHE_MB per process; the least recently used callers leave first.
+It serves users on the exact plan (fewer than MEMORY_HNSW_MIN_USER_MEMORIES memories) on PostgreSQL with the
+embedding cache on Redis; the embedded stack's search is in-process already. At most MEMORY_CALLER_CACHE_MB per
+process, the least recently used callers leave first; a caller bigger than that (or than the exact plan) is
+answered by the statement and not read again for MEMORY_CALLER_CACHE_SECONDS.
 
 The candidates are hybrid_sql's, computed the same way: cosine distances over the same vectors (nearest first,
 ties by id), BM25 over the same postings with the same statistics (the caller's current memory count, floored at
 MEMORY_LEXICAL_MAX_DOCUMENTS; their mean tsvector length; each query word's documents among all their current
 memories, words in more than MEMORY_LEXICAL_MAX_DOCUMENTS left out), the query's words normalised by
-PostgreSQL's own to_tsvector (remembered per process: the same words always give the same lexemes).
+PostgreSQL's own to_tsvector (one short statement for a new question, remembered per process).
 tests/memories/test_caller_cache.py compares both on the database.
 """
 
@@ -75,6 +77,8 @@ OWNER_TOKEN_SECONDS = 86_400  # far longer than an entry lives; an expired token
 # returned it (tracemalloc, the benchmark's memories at 384 dimensions: 3.4 KB a memory before its instance is
 # made, 1.5 KB of which the vector; about 1 KB more after).
 MEMORY_OVERHEAD_BYTES = 2_000
+MAX_COPIED_MEMORIES = 3_000  # when MEMORY_HNSW_MIN_USER_MEMORIES is 0 (every user on the exact plan)
+MAX_TOO_BIG = 10_000
 ID, TEXT, SECTOR, EXTRA_SECTORS, KIND = (
     RESULT_ATTNAMES.index(name) for name in ("id", "text", "sector", "extra_sectors", "kind")
 )
@@ -101,6 +105,13 @@ def token_keys(owner: Owner) -> tuple[str, str]:
 
 def new_token() -> bytes:
     return secrets.token_hex(8).encode()  # bytes: the embedding cache stores raw bytes only
+
+
+def tokens_shared() -> bool:
+    """Whether copies can exist on this deployment (PostgreSQL, tokens in a Redis every process shares), whatever
+    this process's MEMORY_CALLER_CACHE_MB: a worker that keeps no copies must still replace the tokens of what it
+    writes, or the web processes' copies would outlive its writes."""
+    return connection.vendor == "postgresql" and shared_cache_configured()
 
 
 @functools.cache
@@ -249,6 +260,7 @@ class CallerCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self._owed: set[Owner | None] = set()  # tokens to replace once the shared cache answers (None: everyone's)
+        self._too_big: dict[Owner, float] = {}  # callers past what a copy holds, until when not to try again
         self.failure_policy = CacheFailurePolicy(
             retry_after=settings.EMBEDDING_CACHE_RETRY_AFTER,
             log_every=settings.EMBEDDING_CACHE_ERROR_LOG_EVERY,
@@ -258,7 +270,8 @@ class CallerCache:
 
     @staticmethod
     def enabled() -> bool:
-        return settings.MEMORY_CALLER_CACHE_MB > 0 and connection.vendor == "postgresql" and shared_cache_configured()
+        """Whether this process answers from copies."""
+        return settings.MEMORY_CALLER_CACHE_MB > 0 and tokens_shared()
 
     def candidates(
         self,
@@ -274,7 +287,8 @@ class CallerCache:
         outdated or expired; None when the copy cannot be trusted now (the shared cache unreachable) or the
         caller is too big to hold (the caller then takes the database path). `read` is what the embedding's
         lookup read of `token_keys(owner)` (None: the cache could not be read); by default they are read now."""
-        tokens = self.tokens(owner, read)
+        too_big = self._too_big.get(owner)
+        tokens = None if too_big is not None and too_big > time.monotonic() else self.tokens(owner, read)
         entry = None if tokens is None else self._current(owner, tokens)
         if entry is not None:
             HITS.inc()
@@ -313,7 +327,7 @@ class CallerCache:
     def replace_tokens(self, owners: Collection[Owner | None]) -> None:
         """New tokens for `owners` (None: everyone's), in one round trip; owed and retried while the shared cache
         is unreachable."""
-        if not owners or not self.enabled():
+        if not owners or not tokens_shared():  # even with no copies of its own: other processes may hold some
             return
         with self._lock:
             self._owed |= set(owners)
@@ -348,27 +362,36 @@ class CallerCache:
     def _load(self, owner: Owner, tokens: tuple[bytes, bytes]) -> CallerEntry | None:
         """The caller's current memories, in one statement; None (and nothing kept) past the exact plan's size."""
         threshold = settings.MEMORY_HNSW_MIN_USER_MEMORIES
+        budget = settings.MEMORY_CALLER_CACHE_MB * 1024 * 1024
+        dimensions = Memory._meta.get_field("embedding").dimensions
+        cap = min(
+            threshold if threshold > 0 else MAX_COPIED_MEMORIES,
+            max(1, budget // (4 * dimensions + MEMORY_OVERHEAD_BYTES)),
+        )
         sql = (
             f"SELECT {result_columns('memory')}, memory.embedding, "
             "memory.search_vector::text "
             f"FROM {TABLE} AS memory WHERE memory.space_id = %s AND memory.user_id = %s "
             "AND memory.superseded_by_id IS NULL ORDER BY memory.id"
         )
-        params: list = [owner.space_id, owner.user_id]
-        if threshold > 0:
-            sql += " LIMIT %s"
-            params.append(threshold)
         with vector_cursor() as cursor:
-            cursor.execute(sql, params, binary=True)
+            cursor.execute(sql + " LIMIT %s", [owner.space_id, owner.user_id, cap], binary=True)
             rows = cursor.fetchall()
-        if threshold > 0 and len(rows) >= threshold:
-            plans.forget(owner)  # they outgrew the exact plan since it was chosen: the next query chooses again
+        now = time.monotonic()
+        if len(rows) >= cap:
+            if threshold > 0 and cap == threshold:
+                plans.forget(owner)  # they outgrew the exact plan since it was chosen: the next query chooses again
+            with self._lock:
+                if len(self._too_big) >= MAX_TOO_BIG:
+                    self._too_big.clear()
+                self._too_big[owner] = now + settings.MEMORY_CALLER_CACHE_SECONDS  # not read again meanwhile
             return None
-        entry = CallerEntry(tokens, rows, time.monotonic() + settings.MEMORY_CALLER_CACHE_SECONDS)
-        budget = settings.MEMORY_CALLER_CACHE_MB * 1024 * 1024
+        entry = CallerEntry(tokens, rows, now + settings.MEMORY_CALLER_CACHE_SECONDS)
         if entry.nbytes > budget:
             return entry  # used for this query, not kept
         with self._lock:
+            for expired in [key for key, kept in self._entries.items() if kept.expires <= now]:
+                self._remove(expired)  # a forgotten caller's texts do not wait for the budget to leave
             self._remove(owner)
             self._entries[owner] = entry
             self._bytes += entry.nbytes
@@ -393,9 +416,11 @@ class CallerCache:
         with self._lock:
             if owner is None:
                 self._entries.clear()
+                self._too_big.clear()
                 self._bytes = 0
             else:
                 self._remove(owner)
+                self._too_big.pop(owner, None)
 
     def info(self) -> dict[str, int]:
         with self._lock:
@@ -432,7 +457,7 @@ def _replace_on_commit(owner: Owner | None, using: str) -> None:
         owners = set()
         database.changed_callers = (database.run_on_commit, owners)
     owners.add(owner)
-    transaction.on_commit(functools.partial(_replace_all, owners), using=using)
+    transaction.on_commit(functools.partial(_replace_all, owners), using=using, robust=True)
 
 
 def _replace_all(owners: set[Owner | None]) -> None:
@@ -442,7 +467,9 @@ def _replace_all(owners: set[Owner | None]) -> None:
 
 
 def memory_saved(sender, instance: Memory, using: str, **kwargs) -> None:
-    """post_save and post_delete of Memory (connected in MemoriesConfig.ready)."""
+    """post_save of Memory (connected in MemoriesConfig.ready). Deletions call caller_changed themselves
+    (services.delete_memory, forget_user): a post_delete receiver would make Django load every row a bulk delete
+    removes, embeddings included, to send it."""
     caller_changed(instance.owner, using)
 
 

@@ -18,6 +18,7 @@ from core.admin_log import redact_log_entries
 from embeddings.clearing import forget_cached_texts
 from embeddings.generation import generate_embedding, generate_embeddings_batch
 from embeddings.providers import get_provider
+from memories.caller_cache import caller_changed
 from memories.database import user_write_lock
 from memories.forget import FORGETTERS
 from memories.models import Memory, MemoryLink, text_fingerprint
@@ -410,6 +411,7 @@ def delete_memory(memory: Memory) -> None:
             older.superseded_by_id = twin
             older.save(update_fields=["superseded_by"])
         memory.delete()
+        caller_changed(owner)
 
 
 def forget_user(owner: Owner) -> dict[str, int]:
@@ -428,6 +430,7 @@ def forget_user(owner: Owner) -> dict[str, int]:
         for name, forgetter in FORGETTERS.items():
             counts[name] = forgetter(owner)
         counts["memories"] = Memory.objects.filter(pk__in=memory_ids).delete()[1].get(Memory._meta.label, 0)
+        caller_changed(owner)
         redact_log_entries(Memory, memory_ids)
         redact_log_entries(MemoryLink, link_ids)
     forget_statistics(owner)  # this process's remembered counts of their words

@@ -2,6 +2,7 @@
 statement, and never an outdated answer, whoever wrote, whatever Redis did. PostgreSQL and Redis only."""
 
 import json
+import re
 import urllib.request
 
 import numpy as np
@@ -13,6 +14,7 @@ from django.utils import timezone
 from memories import hybrid_sql
 from memories.caller_cache import (
     EVERYONE_KEY,
+    MEMORY_OVERHEAD_BYTES,
     QUERIES,
     CallerCache,
     callers,
@@ -23,7 +25,7 @@ from memories.caller_cache import (
 from memories.models import Memory, text_fingerprint
 from memories.owners import default_owner
 from memories.query import query_memories
-from memories.services import NewMemory, create_memory, forget_user
+from memories.services import NewMemory, create_memory, delete_memory, forget_user
 from memories.vector_plans import Plan, plans
 from testkit.elevenlabs import TOOL_SECRET, TOOL_URL
 from testkit.processes import Gunicorn
@@ -162,10 +164,10 @@ def test_deleting_and_forgetting_are_seen_by_other_processes(alice, django_captu
     other_process = CallerCache()
     embedding = near(base, 0.7, rng)
     found = ids(candidates(other_process, owner, embedding))
-    victim = Memory.objects.get(pk=min(found))
+    victim = min(found)
     with django_capture_on_commit_callbacks(execute=True):
-        victim.delete()
-    assert victim.pk not in ids(candidates(other_process, owner, embedding))
+        delete_memory(Memory.objects.get(pk=victim))
+    assert victim not in ids(candidates(other_process, owner, embedding))
     with django_capture_on_commit_callbacks(execute=True):
         forget_user(owner)
     assert ids(candidates(other_process, owner, embedding)) == set()
@@ -194,9 +196,14 @@ def test_a_write_is_replaced_once_per_transaction_and_a_rollback_loses_nothing(
         for text in ("one", "two", "three"):
             make_memory("alice", f"alice says {text}")
             make_memory("bob", f"bob says {text}")
-    tokens = [caches["embeddings"].get(token_key(who)) for who in (owner, bob)]
-    hooks[0]()  # the first hook replaces both callers' tokens, in one round trip; the others have nothing left
-    assert [caches["embeddings"].get(token_key(who)) for who in (owner, bob)] != tokens
+    for who in (owner, bob):
+        caches["embeddings"].set(token_key(who), b"before", None)
+    hooks[0]()  # the first hook replaces both callers' tokens, in one round trip ...
+    replaced = [caches["embeddings"].get(token_key(who)) for who in (owner, bob)]
+    assert b"before" not in replaced and None not in replaced
+    for hook in hooks[1:]:
+        hook()  # ... and the others have nothing left to replace
+    assert [caches["embeddings"].get(token_key(who)) for who in (owner, bob)] == replaced
 
     other_process = CallerCache()
     embedding = near(base, 0.7, rng)
@@ -271,12 +278,48 @@ def test_the_budget_keeps_the_most_recent_callers(settings, django_capture_on_co
     one_mb = 1024 * 1024
     fits = one_mb // entry_bytes[0]
     assert fits >= 2, "the test's callers must be small enough that several fit"
+    assert fits < len(owners), "and not all of them"
     process = CallerCache()
     for owner in owners:
         candidates(process, owner, random_unit_vector(rng))
     assert process.info()["bytes"] <= one_mb
-    assert process.info()["callers"] == min(fits, len(owners))
-    assert candidates(process, owners[-1], random_unit_vector(rng)) is not None
+    assert process.info()["callers"] == fits
+    hits, loads = counted("hit"), counted("load")
+    candidates(process, owners[-1], random_unit_vector(rng))  # the most recent: held
+    assert (counted("hit"), counted("load")) == (hits + 1, loads)
+    candidates(process, owners[0], random_unit_vector(rng))  # the least recent: had to leave
+    assert (counted("hit"), counted("load")) == (hits + 1, loads + 1)
+
+
+def test_a_caller_bigger_than_the_budget_is_not_read_again_for_a_while(settings, django_assert_num_queries):
+    rng = np.random.default_rng(4)
+    settings.MEMORY_CALLER_CACHE_MB = 1
+    per_memory = 4 * settings.EMBEDDING_DIMENSIONS + MEMORY_OVERHEAD_BYTES
+    owner = default_owner("talkative")
+    for index in range(1024 * 1024 // per_memory):
+        make_memory("talkative", f"talkative memory {index}", embedding=random_unit_vector(rng))
+    plans.forget()
+    process = CallerCache()
+    database = counted("database")
+    assert candidates(process, owner, random_unit_vector(rng)) is None  # read once, too big to hold
+    with django_assert_num_queries(0):
+        assert candidates(process, owner, random_unit_vector(rng)) is None  # not read again
+    assert counted("database") == database + 2
+    assert process.info()["callers"] == 0
+
+
+def test_a_process_without_copies_still_replaces_the_tokens_of_what_it_writes(
+    alice, settings, django_capture_on_commit_callbacks
+):
+    owner, base, rng = alice
+    web_process = CallerCache()
+    embedding = near(base, 0.7, rng)
+    candidates(web_process, owner, embedding)
+    settings.MEMORY_CALLER_CACHE_MB = 0  # the writing process (a task worker, say) keeps no copies itself
+    with django_capture_on_commit_callbacks(execute=True):
+        new = make_memory(owner.user_id, "A zeppelin", embedding=embedding)
+    settings.MEMORY_CALLER_CACHE_MB = 128
+    assert new.pk in ids(candidates(web_process, owner, embedding, "zeppelin"))
 
 
 def test_a_caller_past_the_exact_plan_is_not_held(settings):
@@ -301,7 +344,8 @@ def test_two_gunicorn_workers_never_answer_from_an_outdated_copy(transactional_d
     owner = default_owner("dora")
     for text in ("I live in Lisbon", "My cat is called Pixel", "I work nights at the hospital"):
         create_memory(owner, NewMemory(text))
-    server = Gunicorn({**app_env(settings), "WEB_WORKERS": "2", "WEB_THREADS": "2"}).start()
+    server = Gunicorn({**app_env(settings), "WEB_WORKERS": "2", "WEB_THREADS": "2", "METRICS_TOKEN": "metrics-test"})
+    server.start()
     try:
 
         def ask() -> list[str]:
@@ -319,5 +363,12 @@ def test_two_gunicorn_workers_never_answer_from_an_outdated_copy(transactional_d
         assert connection.get_autocommit()  # committed: the workers read it
         for _ in range(12):
             assert "I rode a zeppelin over Lisbon" in ask()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{server.port}/metrics", headers={"Authorization": "Bearer metrics-test"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            metrics = response.read().decode()
+        hits = re.search(r'memory_caller_cache_queries_total\{outcome="hit"\} ([0-9.e+]+)', metrics)
+        assert hits and float(hits.group(1)) >= 10, "the workers answered from their copies"
     finally:
         server.stop()

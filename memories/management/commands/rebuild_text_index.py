@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import connection, transaction
 
 from memories import text_search
+from memories.caller_cache import everyone_changed
 
 
 class Command(BaseCommand):
@@ -16,4 +17,5 @@ class Command(BaseCommand):
         with transaction.atomic():
             text_search.uninstall(connection)
             text_search.install(connection, rebuild=True)
+            everyone_changed()  # the callers' copies hold the words of the old index
         self.stdout.write(self.style.SUCCESS("Rebuilt."))
