@@ -13,7 +13,7 @@ import threading
 from collections import Counter, defaultdict
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connections
+from django.db import DatabaseError, close_old_connections, connection, connections
 from django.db.models import F, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
@@ -37,6 +37,16 @@ def reinforce(memory_ids: list[int], times: int = 1) -> int:
         return 0
     step, cap = settings.MEMORY_REINFORCE_STEP, settings.MEMORY_REINFORCE_CAP
     remaining = (1.0 - step) ** times  # 1 - salience shrinks by this factor
+    if connection.vendor == "postgresql":
+        # The ids as one array parameter: the ORM's IN list of a second's thousands of ids (one per query's
+        # answer) was compiled in the web process, parsed by PostgreSQL, and most of the flush's cost.
+        with relaxed_commit(), connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Memory._meta.db_table} SET access_count = access_count + %s, last_accessed_at = %s, "
+                "salience = GREATEST(salience, LEAST(%s, 1.0 - (1.0 - salience) * %s)) WHERE id = ANY(%s)",
+                [times, timezone.now(), cap, remaining, list(memory_ids)],
+            )
+            return cursor.rowcount
     boosted = Least(Value(cap), Value(1.0) - (Value(1.0) - F("salience")) * Value(remaining))
     with relaxed_commit():
         return Memory.objects.filter(pk__in=memory_ids).update(
