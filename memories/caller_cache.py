@@ -36,7 +36,6 @@ tests/memories/test_caller_cache.py compares both on the database.
 import functools
 import hashlib
 import json
-import logging
 import math
 import re
 import secrets
@@ -64,15 +63,13 @@ from memories.search_backends.pgvector import vector_cursor
 from memories.text_search import BM25_B, BM25_K1, config, query_terms
 from memories.vector_plans import plans
 
-logger = logging.getLogger(__name__)
-
 TABLE = Memory._meta.db_table
 # The tokens live beside the embeddings, in their cache's Redis: the query's embedding and the caller's two tokens
 # are read in one round trip (embeddings.generation.generate_embedding_riding).
 CACHE_ALIAS = "embeddings"
 UNREAD = object()
 EVERYONE_KEY = "caller-cache:everyone"
-OWNER_TOKEN_SECONDS = 86_400  # far longer than an entry lives; an expired token only means one reload
+OWNER_TOKEN_SECONDS = 3_600  # far longer than an entry lives; an expired token only means one reload
 # Besides the vector and the text: the row, its share of the postings, and the Memory instance once a query has
 # returned it (tracemalloc, the benchmark's memories at 384 dimensions: 3.4 KB a memory before its instance is
 # made, 1.5 KB of which the vector; about 1 KB more after).
@@ -116,7 +113,8 @@ def tokens_shared() -> bool:
 
 @functools.cache
 def shared_cache_configured() -> bool:
-    """Whether the default cache is one every process shares (Redis); a per-process cache cannot carry tokens."""
+    """Whether the embedding cache is Redis, which every process shares (the embedded stack's SQLite file serves
+    one machine's processes, but copies need PostgreSQL anyway)."""
     return embedding_backend_name(CACHE_ALIAS) == "EmbeddingRedisCache"
 
 
@@ -195,7 +193,7 @@ class CallerEntry:
             for lexeme, frequency in entries:
                 postings.setdefault(lexeme, []).append((position, frequency))
         self.postings = {lexeme: tuple(posting) for lexeme, posting in postings.items()}
-        self.lengths = lengths
+        self.lengths = tuple(lengths)
         self.mean_length = max(1.0, sum(lengths) / len(lengths)) if rows else 1.0
         self._scopes: dict[Scope, np.ndarray] = {}
         self.nbytes = (
