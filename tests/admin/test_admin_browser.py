@@ -94,13 +94,25 @@ class Steps:
 
     def submit(self, css):
         """Click something that loads a new page, and wait until it has."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         self.driver.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.driver, 15).until(expected_conditions.staleness_of(old_page))
+
+        def left_the_old_page(_driver) -> bool:
+            try:
+                old_page.is_enabled()
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as error:  # Chromium asked mid-navigation says it this way
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
+            return False
+
+        WebDriverWait(self.driver, 15).until(left_the_old_page)
 
     def type(self, css, value):
         from selenium.webdriver.common.by import By
