@@ -106,10 +106,9 @@ def _embeddings(
     vectors: dict[str, bytes] = {}
     found = cache.lookup_riding(distinct, riders) if riders else cache.lookup(distinct)
     riding = None if found is None else {key: found[key] for key in riders if key in found}
-    for key in distinct:
-        value = (found or {}).get(key)
-        if value is None:
-            continue
+    for key, value in (found or {}).items():
+        if key not in distinct:
+            continue  # a rider
         if problem := vector_problem(value, provider.dimensions):
             logger.warning("discarding a malformed embedding cache entry", extra={"key": key, "problem": problem})
         else:

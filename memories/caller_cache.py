@@ -35,7 +35,6 @@ tests/memories/test_caller_cache.py compares both on the database.
 
 import functools
 import hashlib
-import json
 import math
 import re
 import secrets
@@ -57,8 +56,9 @@ from embeddings.cache import embedding_backend_name
 from embeddings.failure_policy import CacheFailurePolicy, fail_open
 from memories.models import Memory
 from memories.owners import Owner
-from memories.search import RESULT_ATTNAMES, memory_from_row, result_columns
+from memories.search import RESULT_ATTNAMES, memory_from_row, result_columns, sectors_from_row
 from memories.search_backends import Scope, VectorMatch
+from memories.search_backends.exact import cosine_similarities
 from memories.search_backends.pgvector import vector_cursor
 from memories.text_search import BM25_B, BM25_K1, config, query_terms
 from memories.vector_plans import plans
@@ -152,13 +152,11 @@ def unescape(escape: re.Match) -> str:
     return escape.group(1) or "'"
 
 
-def extra_sectors(row: Sequence) -> Sequence[str]:
-    value = row[EXTRA_SECTORS]
-    return json.loads(value) if isinstance(value, str) else value  # jsonb comes as text through Django's loaders
-
-
-def as_tuple(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
+def copied_row(row: Sequence, width: int) -> tuple:
+    """A raw row's RESULT_ATTNAMES columns as a tuple of plain values (extra_sectors a tuple of its names)."""
+    values = list(row[:width])
+    values[EXTRA_SECTORS] = tuple(sectors_from_row(values[EXTRA_SECTORS]))
+    return tuple(values)
 
 
 class CallerEntry:
@@ -171,7 +169,7 @@ class CallerEntry:
         self.expires = expires
         # Tuples of plain values, so that the garbage collector stops tracking them: a full collection walks every
         # tracked object, and lists and dicts per memory made it 130 ms in a web process holding 200 callers.
-        self.rows = tuple(tuple(as_tuple(value) for value in row[:width]) for row in rows)
+        self.rows = tuple(copied_row(row, width) for row in rows)
         self._memories: list[Memory | None] = [None] * len(rows)
         self.ids = np.fromiter((row[ID] for row in rows), dtype=np.int64, count=len(rows))
         self.ids_list = tuple(int(memory_id) for memory_id in self.ids)
@@ -182,8 +180,7 @@ class CallerEntry:
             if rows
             else np.zeros((0, dimensions), dtype=np.float32)
         )
-        norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
-        self.norms = np.where(norms == 0, 1.0, norms)
+        self.norms = np.linalg.norm(self.vectors.astype(np.float64), axis=1)
         # lexeme -> ((row position, term frequency), ...); most lexemes are in one or two memories
         postings: dict[str, list[tuple[int, int]]] = {}
         lengths = []
@@ -214,7 +211,7 @@ class CallerEntry:
         mask = self._scopes.get(scope)
         if mask is None:
             mask = np.fromiter(
-                (scope.admits(row[SECTOR], extra_sectors(row), row[KIND]) for row in self.rows),
+                (scope.admits(row[SECTOR], row[EXTRA_SECTORS], row[KIND]) for row in self.rows),
                 dtype=bool,
                 count=len(self.rows),
             )
@@ -224,9 +221,7 @@ class CallerEntry:
     def dense(self, embedding: np.ndarray, admitted: np.ndarray, limit: int) -> list[VectorMatch]:
         """The nearest `limit` admitted memories by cosine distance, ties by id (ORDER BY distance, id)."""
         # float32 products, as pgvector accumulates them (a float64 query would convert the whole matrix each time)
-        query = np.asarray(embedding, dtype=np.float32)
-        query_norm = float(np.linalg.norm(query)) or 1.0
-        distances = 1.0 - (self.vectors @ query) / (self.norms * query_norm)
+        distances = 1.0 - cosine_similarities(self.vectors, np.asarray(embedding, dtype=np.float32), self.norms)
         rows = np.flatnonzero(admitted)
         order = rows[np.lexsort((self.ids[rows], distances[rows]))][:limit]
         return [VectorMatch(memory_id=int(self.ids[row]), similarity=1.0 - float(distances[row])) for row in order]
@@ -316,8 +311,9 @@ class CallerCache:
         found = dict(cache.get_many(keys) if read is UNREAD else read)
         for key in keys:
             if key not in found:  # first use, or evicted: a new token (another process's, if it was quicker)
-                cache.add(key, new_token(), None if key == EVERYONE_KEY else OWNER_TOKEN_SECONDS)
-                found[key] = cache.get(key)
+                token = new_token()
+                created = cache.add(key, token, None if key == EVERYONE_KEY else OWNER_TOKEN_SECONDS)
+                found[key] = token if created else cache.get(key)
                 if found[key] is None:
                     return None
         return found[keys[0]], found[keys[1]]

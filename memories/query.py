@@ -76,7 +76,8 @@ def query_memories(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     one_statement = hybrid_sql.applies(owner)  # most users
-    if one_statement and callers.enabled():  # the caller's copy's tokens ride with the embedding's lookup
+    copies = one_statement and callers.enabled()
+    if copies:  # the caller's copy's tokens ride with the embedding's lookup
         embedding, tokens = generate_embedding_riding(query, token_keys(owner), deadline=deadline)
     else:
         embedding, tokens = generate_embedding(query, deadline=deadline), None
@@ -87,7 +88,7 @@ def query_memories(
     scope = Scope.of(sectors, retrieval.kinds)
     if one_statement:  # this process's copy of the caller, else one statement
         found = None
-        if callers.enabled():
+        if copies:
             found = callers.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid, tokens)
         if found is None:
             found = hybrid_sql.candidates(embedding, query, owner, scope, candidates, retrieval.hybrid)

@@ -42,11 +42,14 @@ def result_columns(alias: str) -> str:
 def memory_from_row(values: Sequence) -> Memory:
     """A Memory from a raw row's RESULT_ATTNAMES columns, in that order."""
     values = list(values)
-    if isinstance(values[_EXTRA_SECTORS], str):  # Django has psycopg hand jsonb over as text
-        values[_EXTRA_SECTORS] = json.loads(values[_EXTRA_SECTORS])
-    elif isinstance(values[_EXTRA_SECTORS], tuple):  # as memories.caller_cache keeps it
-        values[_EXTRA_SECTORS] = list(values[_EXTRA_SECTORS])
+    values[_EXTRA_SECTORS] = sectors_from_row(values[_EXTRA_SECTORS])
     return Memory.from_db(connection.alias, RESULT_ATTNAMES, values)
+
+
+def sectors_from_row(value: str | Sequence[str]) -> list[str]:
+    """A raw row's extra_sectors as a list: Django has psycopg hand jsonb over as text; memories.caller_cache
+    keeps it as a tuple."""
+    return json.loads(value) if isinstance(value, str) else list(value)
 
 
 def vector_search(

@@ -91,7 +91,7 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
             else:
                 values = self.redis().mget(made)
             hits = 0
-            for key, value in zip(chunk, values, strict=False):
+            for key, value in zip(chunk, values[: len(chunk)], strict=True):
                 if value is not None:
                     found[key] = bytes(value)
                     hits += 1

@@ -39,7 +39,8 @@ class ExactNumpySearch(SearchBackend):
         return results
 
 
-def cosine_similarities(matrix: np.ndarray, query: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(matrix, axis=1) * (np.linalg.norm(query) or 1.0)
+def cosine_similarities(matrix: np.ndarray, query: np.ndarray, row_norms: np.ndarray | None = None) -> np.ndarray:
+    """Each row's cosine with `query` (0 for a zero vector); `row_norms` when the caller keeps them."""
+    norms = (np.linalg.norm(matrix, axis=1) if row_norms is None else row_norms) * (np.linalg.norm(query) or 1.0)
     norms[norms == 0] = 1.0
     return (matrix @ query) / norms
