@@ -1,9 +1,11 @@
 """A broken cache never breaks embeddings: it fails open, counts the errors and logs them sparingly."""
 
 import logging
+import threading
 
 import numpy as np
 import pytest
+import redis
 from django.core.cache import caches
 
 from embeddings.cache import get_embedding_cache
@@ -108,3 +110,51 @@ def test_unwritable_local_cache_fails_open(settings, tmp_path):
     reset_embedding_singletons()
     assert np.allclose(generate_embedding("still served"), expected("still served"))
     assert get_embedding_cache().failure_policy.errors_total >= 1
+
+
+@pytest.mark.redis
+def test_lookups_survive_their_connection_being_killed(settings, private_redis_factory):
+    """Lookups use a connection of their own per thread (EmbeddingRedisCache._mget): when the server drops it
+    (an idle timeout, CLIENT KILL, a failover), the lookup in flight still answers from the cache, and the next
+    ones reconnect."""
+    server = private_redis_factory()
+    point_embedding_cache_at(settings, server.url)
+    settings.EMBEDDING_CACHE_RETRY_AFTER = 60  # an error would skip the cache for a minute: none may happen
+    generate_embedding("kept")
+    generate_embedding("kept")  # the lookup's own connection exists now
+    cache = caches["embeddings"]
+    admin = redis.Redis.from_url(server.url)
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 2, "the lookups' and the pool's connections"
+    for _ in range(3):
+        assert np.allclose(generate_embedding("kept"), expected("kept"))
+    policy = get_embedding_cache().failure_policy
+    assert policy.errors_total == 0 and not policy.is_open
+    counters = cache.read_counters()
+    assert (counters["hits"], counters["misses"]) == (4, 1)
+
+
+@pytest.mark.redis
+def test_concurrent_lookups_each_get_their_own_answer(settings, private_redis_factory):
+    """Eight threads looking up different texts at once: every answer is its own text's vector (one connection
+    shared by two threads would hand one thread another's reply)."""
+    server = private_redis_factory()
+    point_embedding_cache_at(settings, server.url)
+    texts = [f"text {index}" for index in range(40)]
+    for text in texts:
+        generate_embedding(text)
+    wrong: list[str] = []
+
+    def look_up(offset: int) -> None:
+        for round_ in range(25):
+            text = texts[(offset + round_) % len(texts)]
+            if not np.allclose(generate_embedding(text), expected(text)):
+                wrong.append(text)
+
+    threads = [threading.Thread(target=look_up, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+    assert get_embedding_cache().failure_policy.errors_total == 0
+    assert caches["embeddings"].read_counters()["hits"] == 8 * 25
