@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -245,10 +246,17 @@ def main() -> None:
         default=10_000,
         help="users of this many memories get a dedicated index (MEMORY_USER_INDEX_MIN_MEMORIES; a huge value: none)",
     )
-    parser.add_argument("--tiny", action="store_true", help="20 users x 10 + heavy 200, 1 client, 1 s")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="the bare endpoint and ordinary users' memory query are measured this many times each, alternately "
+        "(their rows are the medians; the ratios are per round)",
+    )
+    parser.add_argument("--tiny", action="store_true", help="20 users x 10 + heavy 200, 1 client, 1 s, 1 round")
     args = parser.parse_args()
     if args.tiny:
-        args.users, args.per_user, args.heavy, args.clients, args.duration = 20, 10, 200, "1", 1.0
+        args.users, args.per_user, args.heavy, args.clients, args.duration, args.rounds = 20, 10, 200, "1", 1.0, 1
         args.dedicated_from = 200
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk (scripts/install-services does it)")
@@ -292,7 +300,7 @@ def main() -> None:
             clients,
         ),
     ]
-    results = []
+    results, ratios = [], []
     for stack in stacks:
         if stack == "production":
             _ensure_database(database_url)
@@ -325,6 +333,11 @@ def main() -> None:
                     manage(env, "sync_user_indexes", "--max-indexes", "0")  # drops the dedicated index
                 process, port = start_gunicorn({**env, **overrides}, args.workers, args.threads)
                 try:
+                    if number == 0:  # the targets' two rows first, side by side
+                        rows, stack_ratios = side_by_side(port, env, stack, run[:2], clients, args)
+                        results += rows
+                        ratios.append((stack, stack_ratios))
+                        run = run[2:]
                     for endpoint, who, path, bodies, client_counts in run:
                         if stack == "production":
                             vacuum(env)
@@ -335,11 +348,7 @@ def main() -> None:
                             wait_until_idle(port, args.workers * args.threads)
                             result = run_wrk(port, path, bodies, count, args.duration)
                             results.append((stack, endpoint, who, count, result))
-                            print(
-                                f"{stack} | {endpoint} | {who} | {count} clients | p95 {result['p95']:.2f} ms | "
-                                f"{result['rps']:.0f} req/s",
-                                flush=True,
-                            )
+                            report(stack, endpoint, who, count, result)
                 finally:
                     process.terminate()
                     process.wait(timeout=30)
@@ -361,6 +370,66 @@ def main() -> None:
             f"| {stack} | {endpoint} | {who} | {count} | {result['p50']:.2f} | {result['p95']:.2f} | "
             f"{result['p99']:.2f} | {result['rps']:.0f} | {result['errors']} |"
         )
+    if args.rounds > 1:
+        print(
+            f"\nRows of the bare endpoint and ordinary users' memory query: medians of {args.rounds} alternate rounds."
+        )
+    for stack, (throughput, latency) in ratios:
+        print()
+        for name, values in (
+            (
+                f"memory query / bare endpoint, req/s at {max(clients)} client{'s' if max(clients) > 1 else ''}",
+                throughput,
+            ),
+            ("memory query / bare endpoint, p50 at 1 client", latency),
+        ):
+            if values:
+                print(
+                    f"{stack}: {name}: median {statistics.median(values):.3f} (rounds: "
+                    + ", ".join(f"{value:.3f}" for value in values)
+                    + ")"
+                )
+
+
+def report(stack: str, endpoint: str, who: str, count: int, result: dict) -> None:
+    print(
+        f"{stack} | {endpoint} | {who} | {count} clients | p95 {result['p95']:.2f} ms | {result['rps']:.0f} req/s",
+        flush=True,
+    )
+
+
+def side_by_side(port: int, env: dict, stack: str, pair: list, clients: list[int], args) -> tuple[list, tuple]:
+    """The bare endpoint and ordinary users' memory query, alternately, `args.rounds` times per client count.
+
+    This machine's speed drifts within minutes by more than the differences these rows show (docs/benchmarks.md);
+    two neighbouring measurements drift together, so each round gives its own ratio. Returns the rows (medians of
+    the rounds) and the per-round ratios: throughput at the most clients, p50 at 1 client.
+    """
+    for _, _, path, bodies, _ in pair:  # warm-up, not reported (and each worker loads its copies of the callers)
+        run_wrk(port, path, bodies, 8, min(2.0, args.duration))
+    samples: dict[tuple[int, int], list[dict]] = {}
+    for count in clients:
+        for number in range(args.rounds):
+            for index in (0, 1) if number % 2 == 0 else (1, 0):
+                endpoint, who, path, bodies, _ = pair[index]
+                if stack == "production" and index == 1:
+                    vacuum(env)
+                wait_until_idle(port, args.workers * args.threads)
+                result = run_wrk(port, path, bodies, count, args.duration)
+                samples.setdefault((index, count), []).append(result)
+                report(stack, endpoint, who, count, result)
+    rows = []
+    for index, (endpoint, who, *_) in enumerate(pair):
+        for count in clients:
+            runs = samples[(index, count)]
+            median = {name: statistics.median(run[name] for run in runs) for name in ("p50", "p95", "p99", "rps")}
+            rows.append((stack, endpoint, who, count, {**median, "errors": sum(run["errors"] for run in runs)}))
+    most = max(clients)
+    throughput = [tool["rps"] / bare["rps"] for bare, tool in zip(samples[(0, most)], samples[(1, most)], strict=True)]
+    latency = []
+    if 1 in clients:
+        latency = [tool["p50"] / bare["p50"] for bare, tool in zip(samples[(0, 1)], samples[(1, 1)], strict=True)]
+    return rows, (throughput, latency)
 
 
 def _ensure_database(url: str) -> None:

@@ -34,13 +34,18 @@ class DatabaseUnavailableMiddleware:
         # itself (DataError, IntegrityError) are bugs to fix, and stay 500s.
         if not isinstance(exception, OperationalError | InterfaceError) or request.path.startswith("/admin/"):
             return None
-        logger.error(
-            "database unavailable",
-            extra={"path": request.path, "error": f"{type(exception).__name__}: {exception}"[:300]},
-        )
-        response = JsonResponse({"error": DATABASE_UNAVAILABLE}, status=503)
-        response["Retry-After"] = "5"
-        return response
+        return database_unavailable(request, exception)
+
+
+def database_unavailable(request: HttpRequest, exception: Exception) -> JsonResponse:
+    """The answer to a request the database could not serve (also calls.middleware's, before this middleware)."""
+    logger.error(
+        "database unavailable",
+        extra={"path": request.path, "error": f"{type(exception).__name__}: {exception}"[:300]},
+    )
+    response = JsonResponse({"error": DATABASE_UNAVAILABLE}, status=503)
+    response["Retry-After"] = "5"
+    return response
 
 
 class StaticFilesMiddleware(WhiteNoiseMiddleware):

@@ -224,7 +224,8 @@ class CallerEntry:
         distances = 1.0 - cosine_similarities(self.vectors, np.asarray(embedding, dtype=np.float32), self.norms)
         rows = np.flatnonzero(admitted)
         order = rows[np.lexsort((self.ids[rows], distances[rows]))][:limit]
-        return [VectorMatch(memory_id=int(self.ids[row]), similarity=1.0 - float(distances[row])) for row in order]
+        similarities = (1.0 - distances[order]).tolist()  # float64, as 1.0 - float(distance) would be
+        return [VectorMatch(*match) for match in zip(self.ids[order].tolist(), similarities, strict=True)]
 
     def lexical(self, lexemes: Sequence[str], admitted: np.ndarray, limit: int) -> list[int]:
         """The ids of the best `limit` admitted memories by BM25 over `lexemes`, ties by id."""

@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.requests.RequestMiddleware",  # first: it times and logs everything below it
     "django.middleware.security.SecurityMiddleware",
+    # The ElevenLabs tools and webhooks are answered here: nothing below is for them (calls.middleware).
+    "calls.middleware.ElevenLabsEndpointsMiddleware",
     "core.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

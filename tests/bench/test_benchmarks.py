@@ -54,6 +54,7 @@ def test_http_latency_benchmark_tiny_production():
     assert "| heavy user, shared index only | 1 |" in rows[-1]
     assert all(line.rstrip().endswith("| 0 |") for line in rows), "no request errors"
     assert "build  heavy-user (200 memories)" in output and "Built 1," in output, "its dedicated index"
+    assert "production: memory query / bare endpoint, req/s at 1 client: median" in output
 
 
 def test_ingestion_benchmark_tiny_embedded():
