@@ -51,13 +51,15 @@ def pytest_report_header(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    if PRODUCTION_STACK:
-        return
+    """Each test runs on the stacks it is about: `redis`/`postgres` ones on the production stack only, `embedded`
+    ones (they start the embedded stack themselves, whatever the suite's) on the embedded stack only."""
     selected, deselected = [], []
     for item in items:
-        (deselected if item.get_closest_marker("redis") or item.get_closest_marker("postgres") else selected).append(
-            item
-        )
+        if PRODUCTION_STACK:
+            elsewhere = item.get_closest_marker("embedded") is not None
+        else:
+            elsewhere = item.get_closest_marker("redis") is not None or item.get_closest_marker("postgres") is not None
+        (deselected if elsewhere else selected).append(item)
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = selected

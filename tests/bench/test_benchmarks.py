@@ -38,6 +38,7 @@ def embedded_env() -> dict:
     return {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")}
 
 
+@pytest.mark.embedded
 def test_http_latency_benchmark_tiny_embedded():
     output = run_benchmark("bench/http_latency.py", "--tiny", "--stack", "embedded", env=embedded_env())
     assert "| embedded | memory query | heavy user | 1 |" in output
@@ -57,6 +58,7 @@ def test_http_latency_benchmark_tiny_production():
     assert "production: memory query / bare endpoint, req/s at 1 client: median" in output
 
 
+@pytest.mark.embedded
 def test_ingestion_benchmark_tiny_embedded():
     output = run_benchmark("bench/ingestion.py", "--tiny", env=embedded_env())
     assert "| events processed per second, one worker |" in output
@@ -73,11 +75,13 @@ def test_faults_benchmark_tiny():
     assert "| gthread, 2 x 8 |" in output and "| scripts/run (runserver) | 24 | 0 |" in output
 
 
+@pytest.mark.embedded
 def test_local_model_benchmark_tiny():
     output = run_benchmark("bench/local_model.py", "--tiny", env=embedded_env())
     assert "all-MiniLM-L6-v2" in output and "hashing" in output.lower()
 
 
+@pytest.mark.embedded
 def test_remember_benchmark_tiny_embedded():
     output = run_benchmark("bench/remember.py", "--tiny", env=embedded_env())
     assert "| remember p50 / p95 / max ms |" in output
@@ -90,6 +94,7 @@ def test_remember_benchmark_tiny_production():
     assert "| next query answers the fact first | 20 / 20 |" in output
 
 
+@pytest.mark.embedded
 def test_custom_llm_benchmark_tiny_embedded():
     output = run_benchmark("bench/custom_llm.py", "--tiny", env=embedded_env())
     for load in ("1 concurrent stream", "32 concurrent streams"):  # figures, and no failed turn

@@ -45,6 +45,7 @@ def number(cell: str) -> float:
     return float(cell.replace(",", "").rstrip("x"))
 
 
+@pytest.mark.embedded
 def test_hit_rate_benchmark_tiny():
     output = run_script("bench/hit_rate.py", "--tiny", embedded=True)
     header = "| size | ours | LRU (simulated) | FIFO | OPT | ours/LRU | LRU/OPT |"
@@ -65,6 +66,7 @@ def test_hit_rate_benchmark_tiny():
     assert number(rows[0][1]) < number(rows[1][1]) < number(rows[2][1])
 
 
+@pytest.mark.embedded
 def test_batching_benchmark_tiny():
     output = run_script("bench/batching.py", "--tiny", embedded=True)
     header = "| mode | provider requests | texts embedded | memories created | wall s (median) | ms per memory |"

@@ -32,6 +32,7 @@ STRIPPED = (
 ROW = re.compile(r"^\| (?P<label>[^|]+?) \| (?P<cells>[0-9.]+(?: \| [0-9.,]+)+) \|$", re.MULTILINE)
 
 
+@pytest.mark.embedded
 def test_locomo_benchmark_tiny():
     if not DATASET.is_file():
         pytest.fail(
