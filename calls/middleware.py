@@ -5,15 +5,16 @@ a message or a CSRF token. Yet every request went through sessions, CSRF, authen
 static files and URL resolution: about a tenth of the memory tool's CPU (docs/benchmarks.md). This middleware sits
 after RequestMiddleware (request id, metrics, access line) and SecurityMiddleware (HTTPS redirect, security
 headers), calls the endpoint's view itself and returns its response up through those two. What it keeps of the
-rest: ALLOWED_HOSTS (as CommonMiddleware checks it), a database outage answered as DatabaseUnavailableMiddleware
-answers it, Django's own 500 for anything else. Every other path goes on down the chain unchanged, as does
+rest: ALLOWED_HOSTS and Content-Length (as CommonMiddleware checks and sets them), a database outage answered as
+DatabaseUnavailableMiddleware answers it, Django's own 500 for anything else; with ATOMIC_REQUESTS on, nothing is
+short-cut. Every other path goes on down the chain unchanged, as does
 everything under ASGI (where calls.asgi routes the Custom LLM endpoints itself).
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest
-from django.urls import Resolver404, ResolverMatch, resolve
+from django.urls import Resolver404, ResolverMatch, URLPattern, resolve
 
 from core.middleware import database_unavailable
 
@@ -38,9 +39,12 @@ class ElevenLabsEndpointsMiddleware:
         request.get_host()  # DisallowedHost (400) for a host not in ALLOWED_HOSTS
         request.resolver_match = match  # the metrics' route; never changed by anyone
         try:
-            return match.func(request)
+            response = match.func(request)
         except (OperationalError, InterfaceError) as exception:
-            return database_unavailable(request, exception)
+            response = database_unavailable(request, exception)
+        if not response.streaming and not response.has_header("Content-Length"):
+            response.headers["Content-Length"] = str(len(response.content))  # as CommonMiddleware sets it
+        return response
 
     def matches(self) -> dict[str, ResolverMatch]:
         """Path -> how the URLconf resolves it, for the sync views of calls.urls (made at the first request, when
@@ -49,8 +53,10 @@ class ElevenLabsEndpointsMiddleware:
             from calls.urls import urlpatterns
 
             matches = {}
+            if any(connections[alias].settings_dict.get("ATOMIC_REQUESTS") for alias in connections):
+                urlpatterns = []  # views wrapped in a transaction per request: Django's handler does that
             for pattern in urlpatterns:
-                if iscoroutinefunction(pattern.callback):
+                if not isinstance(pattern, URLPattern) or iscoroutinefunction(pattern.callback):
                     continue  # the Custom LLM endpoints: Django's handler adapts async views under WSGI
                 path = "/" + str(pattern.pattern)
                 try:

@@ -9,6 +9,7 @@ HINCRBY in one call was measured first: 1.9x a bare GET per hit, against 1.4x fo
 
 import atexit
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django_redis.cache import RedisCache
+from redis import ConnectionPool
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from embeddings.cache_backends.base import EmbeddingCacheBackend
 from embeddings.keys import KEY_NAMESPACE
@@ -30,6 +34,8 @@ MAX_KEYS_PER_MGET = 4000
 COUNTER_FLUSH_SECONDS = 1.0
 SCAN_COUNT = 5000
 SAMPLE_FOR_SIZE = 20
+PLAIN_CONNECTIONS = (Connection, SSLConnection, UnixDomainSocketConnection)
+logger = logging.getLogger(__name__)
 
 
 class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
@@ -104,28 +110,36 @@ class EmbeddingRedisCache(RedisCache, EmbeddingCacheBackend):
         return found
 
     def _mget(self, made: list[str]) -> list[bytes | None]:
-        """MGET on this thread's own connection, or through the client when that fails (its retries, its errors).
+        """MGET on this thread's own connection, or through the client (its retries, its errors).
 
         The client's way costs as much CPU as the round trip itself (docs/benchmarks.md): a connection from the
         pool, checked for stray data by a poll, the command wrapped in retries and timed for redis-py's metrics.
-        This connection serves only whole MGETs on one thread, and any failure drops it, so it never holds stray
-        data; it reconnects on its next use.
+        This connection serves only whole MGETs on one thread. A dropped connection (the server restarted, an
+        idle timeout, CLIENT KILL) is replaced and the lookup repeated through the client; a timeout is raised as
+        the client's would be (waiting twice on a slow server would double a call's wait). Pools this does not
+        know (Sentinel, client-side caching) always take the client's way.
         """
         client = self.redis()
         pool = client.connection_pool
         lookup = _lookup_connections
-        if lookup.pool is not pool or lookup.pid != os.getpid():
-            if getattr(pool, "cache", None) is not None:  # client-side caching: only the pool's connections know it
+        if lookup.pool is not pool or lookup.pid != os.getpid() or lookup.connection is None:
+            plain = type(pool) is ConnectionPool and pool.connection_class in PLAIN_CONNECTIONS
+            if not plain or getattr(pool, "cache", None):
                 return client.mget(made)
             if lookup.connection is not None:
                 lookup.connection.disconnect()  # another pool's (settings changed) or the parent process'
             lookup.connection = pool.connection_class(**pool.connection_kwargs)
             lookup.pool, lookup.pid = pool, os.getpid()
+        connection = lookup.connection
         try:
-            lookup.connection.send_command("MGET", *made)
-            return lookup.connection.read_response()
-        except Exception:
-            lookup.connection.disconnect()
+            connection.send_command("MGET", *made)
+            return connection.read_response()
+        except BaseException as error:
+            connection.disconnect()  # never reused with a reply still on its way
+            lookup.connection = None
+            if not isinstance(error, RedisConnectionError):  # redis-py's TimeoutError is not one
+                raise
+            logger.info("embedding cache lookup connection dropped; repeating through the client")
             return client.mget(made)
 
     def incr_counters(self, counts: Mapping[str, int | float]) -> None:

@@ -60,6 +60,26 @@ def test_the_tool_keeps_request_id_security_headers_and_metrics(client):
     assert route._value.get() == before + 1, "counted under its route, not as unmatched"
 
 
+def test_answers_carry_their_length(client):
+    """As CommonMiddleware gave them: without it gunicorn chunks the answer, and closes the connection after every
+    answer to an HTTP/1.0 client (nginx's default towards an upstream)."""
+    for response in (ask(client), client.get(TOOL_URL)):
+        assert response["Content-Length"] == str(len(response.content))
+
+
+def test_with_atomic_requests_the_endpoints_take_djangos_handler():
+    from django.db import connections
+
+    saved = {alias: connections[alias].settings_dict.get("ATOMIC_REQUESTS") for alias in connections}
+    try:
+        for alias in connections:
+            connections[alias].settings_dict["ATOMIC_REQUESTS"] = True
+        assert ElevenLabsEndpointsMiddleware(lambda request: None).matches() == {}
+    finally:
+        for alias, value in saved.items():
+            connections[alias].settings_dict["ATOMIC_REQUESTS"] = value
+
+
 def test_the_tool_refuses_hosts_not_allowed(client, settings):
     settings.ALLOWED_HOSTS = ["memory.example.com"]
     assert ask(client, HTTP_HOST="memory.example.com").status_code == 200

@@ -131,6 +131,29 @@ def test_lookups_survive_their_connection_being_killed(settings, private_redis_f
     assert policy.errors_total == 0 and not policy.is_open
     counters = cache.read_counters()
     assert (counters["hits"], counters["misses"]) == (4, 1)
+    from embeddings.cache_backends.redis import _lookup_connections
+
+    assert _lookup_connections.connection.is_connected, "the lookups are back on their own connection"
+
+
+@pytest.mark.redis
+def test_a_lookup_timeout_is_raised_not_repeated(settings, private_redis_factory, monkeypatch):
+    """A server too slow for the socket timeout: the lookup fails as the client's would (the call is served by the
+    provider) and is not repeated through the client, which would wait a second timeout."""
+    server = private_redis_factory()
+    point_embedding_cache_at(settings, server.url)
+    settings.EMBEDDING_CACHE_RETRY_AFTER = 0
+    generate_embedding("slow")
+    generate_embedding("slow")  # the lookup's own connection exists now
+    through_the_client = []
+    original = redis.Redis.mget
+    monkeypatch.setattr(
+        redis.Redis, "mget", lambda self, *a, **k: through_the_client.append(a) or original(self, *a, **k)
+    )
+    redis.Redis.from_url(server.url).client_pause(1000)  # normal clients wait a second: past the 0.25 s timeout
+    assert np.allclose(generate_embedding("slow"), expected("slow"))
+    assert get_embedding_cache().failure_policy.errors_total >= 1, "the timeout is counted"
+    assert through_the_client == []
 
 
 @pytest.mark.redis
