@@ -75,7 +75,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.requests.RequestMiddleware",  # first: it times and logs everything below it
     "django.middleware.security.SecurityMiddleware",
-    # The ElevenLabs tools and webhooks are answered here: nothing below is for them (calls.middleware).
+    # The ElevenLabs tools and webhooks are answered here (calls.middleware): nothing below sees them, so a
+    # middleware meant for every request goes above this line.
     "calls.middleware.ElevenLabsEndpointsMiddleware",
     "core.middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
