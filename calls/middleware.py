@@ -7,8 +7,8 @@ after RequestMiddleware (request id, metrics, access line) and SecurityMiddlewar
 headers), calls the endpoint's view itself and returns its response up through those two. What it keeps of the
 rest: ALLOWED_HOSTS and Content-Length (as CommonMiddleware checks and sets them), a database outage answered as
 DatabaseUnavailableMiddleware answers it, Django's own 500 for anything else; with ATOMIC_REQUESTS on, nothing is
-short-cut. Every other path goes on down the chain unchanged, as does
-everything under ASGI (where calls.asgi routes the Custom LLM endpoints itself).
+short-cut. Every other path goes on down the chain unchanged, as does everything under ASGI (where calls.asgi
+routes the Custom LLM endpoints itself).
 """
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -50,11 +50,11 @@ class ElevenLabsEndpointsMiddleware:
         """Path -> how the URLconf resolves it, for the sync views of calls.urls (made at the first request, when
         the URLconf is loaded anyway); a path the root URLconf sends elsewhere is left to it."""
         if self._matches is None:
+            self._matches = {}
+            if any(connections[alias].settings_dict.get("ATOMIC_REQUESTS") for alias in connections):
+                return self._matches  # views wrapped in a transaction per request: Django's handler does that
             from calls.urls import urlpatterns
 
-            matches = {}
-            if any(connections[alias].settings_dict.get("ATOMIC_REQUESTS") for alias in connections):
-                urlpatterns = []  # views wrapped in a transaction per request: Django's handler does that
             for pattern in urlpatterns:
                 if not isinstance(pattern, URLPattern) or iscoroutinefunction(pattern.callback):
                     continue  # the Custom LLM endpoints: Django's handler adapts async views under WSGI
@@ -64,6 +64,5 @@ class ElevenLabsEndpointsMiddleware:
                 except Resolver404:
                     continue
                 if match.func is pattern.callback and not match.args and not match.kwargs:
-                    matches[path] = match
-            self._matches = matches
+                    self._matches[path] = match
         return self._matches

@@ -6,7 +6,7 @@ import json
 import pytest
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.db import OperationalError
+from django.db import OperationalError, connections
 
 from calls import views
 from calls.middleware import ElevenLabsEndpointsMiddleware
@@ -68,8 +68,6 @@ def test_answers_carry_their_length(client):
 
 
 def test_with_atomic_requests_the_endpoints_take_djangos_handler():
-    from django.db import connections
-
     saved = {alias: connections[alias].settings_dict.get("ATOMIC_REQUESTS") for alias in connections}
     try:
         for alias in connections:

@@ -9,6 +9,7 @@ import redis
 from django.core.cache import caches
 
 from embeddings.cache import get_embedding_cache
+from embeddings.cache_backends.redis import _lookup_connections
 from embeddings.generation import generate_embedding
 from embeddings.providers.hashing import LocalHashingProvider
 from embeddings.statistics import collect_statistics
@@ -131,8 +132,6 @@ def test_lookups_survive_their_connection_being_killed(settings, private_redis_f
     assert policy.errors_total == 0 and not policy.is_open
     counters = cache.read_counters()
     assert (counters["hits"], counters["misses"]) == (4, 1)
-    from embeddings.cache_backends.redis import _lookup_connections
-
     assert _lookup_connections.connection.is_connected, "the lookups are back on their own connection"
 
 
